@@ -1,0 +1,67 @@
+"""Python API behind the CLI: each function returns data; none prints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import torch
+
+from noisesim import checkpoints
+from noisesim.methods import MethodConfig, check_method, inject
+from noisesim.models import DEFAULT_BACKBONE, load_backbone
+from noisesim.sweep import SweepResult, run, save, summarize
+from noisesim.training import TrainConfig, TrainResult, sigma_values, train
+
+
+def train_checkpoint(out: str, method: MethodConfig, config: TrainConfig, model: str = DEFAULT_BACKBONE,
+                     twin: str | None = None, progress: bool = True) -> tuple[Path, TrainResult, dict]:
+    """Train a method on a backbone and write the best checkpoint; returns (folder, result, meta)."""
+    check_method(method.method)
+    folder = checkpoints.out_folder(out)
+    backbone = load_backbone(model, seed=config.seed)
+    inject(backbone, method)
+    result = train(backbone, config, sigma_init=method.sigma_init, progress=progress)
+    backbone.model.load_state_dict(result.state, strict=False)
+    sig = sigma_values(backbone)
+    meta = {
+        "name": folder.name,
+        "backbone": model,
+        "num_labels": backbone.model.config.num_labels,
+        "method": method.to_dict(),
+        "training": config.to_dict(),
+        "dev_accuracy": result.dev_accuracy,
+        "best_step": result.best_step,
+        "trainable_parameters": result.trainable,
+        "total_parameters": result.total,
+        "percent_trainable": round(result.percent_trainable, 4),
+        "train_seconds": round(result.seconds, 1),
+        "history": result.history,
+        "twin": twin if twin else None,
+    }
+    if len(sig):
+        meta["sigma_learned"] = sigma_summary(sig)
+    return checkpoints.write(folder, result.state, meta), result, meta
+
+
+def sigma_summary(sig: torch.Tensor) -> dict[str, float]:
+    """Mean, std and quantiles of the learned σ (all group parameters of all layers)."""
+    probs = torch.tensor([0.05, 0.25, 0.5, 0.75, 0.95], dtype=sig.dtype)
+    quantiles = torch.quantile(sig, probs) if len(sig) <= 2**24 else torch.sort(sig).values[
+        (probs * (len(sig) - 1)).long()]
+    return {"mean": float(sig.mean()), "std": float(sig.std()),
+            **{f"q{round(100 * float(p)):02d}": float(v) for p, v in zip(probs, quantiles, strict=True)}}
+
+
+def sweep(ckpts: list[str], sigmas, seeds: int = 3, data: str = "sst2-dev", twin: bool = True,
+          out: str | Path | None = None, progress: bool = True) -> tuple[SweepResult, dict[str, Path] | None]:
+    """Run a sweep; with ``out`` (or out='auto') also write its files. Returns (result, written paths)."""
+    result = run(ckpts, sigmas, seeds=seeds, data=data, twin=twin, progress=progress)
+    if out is None:
+        return result, None
+    if out == "auto":
+        out = Path.cwd() / f"noisesim-sweep-{datetime.now():%Y%m%d-%H%M%S}"
+    return result, save(result, Path(out))
+
+
+__all__ = ["train_checkpoint", "sweep", "summarize"]

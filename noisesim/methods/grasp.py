@@ -1,0 +1,29 @@
+"""GRASP (paper Eq. 1–2): grouped scale and shift on a linear layer's input activations."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from noisesim.methods.base import AdapterLinear
+from noisesim.methods.grouping import group_index
+
+
+class GraspLinear(AdapterLinear):
+    """x̃_i = (x_i − β_g(i)) / γ_g(i), then the frozen linear map; γ=1, β=0 at init (identity).
+
+    The modulation runs digitally, so the programmed weights are the frozen W.
+    """
+
+    def __init__(self, base: nn.Linear, k: int, gen: torch.Generator, scale: bool = True, shift: bool = True):
+        super().__init__(base)
+        self.register_buffer("group", group_index(base.in_features, k, gen))
+        self.gamma = nn.Parameter(torch.ones(k)) if scale else None
+        self.beta = nn.Parameter(torch.zeros(k)) if shift else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.beta is not None:
+            x = x - self.beta[self.group]
+        if self.gamma is not None:
+            x = x / self.gamma[self.group]
+        return self.base(x)

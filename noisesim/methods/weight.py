@@ -1,0 +1,73 @@
+"""Weight-space GRASP (paper Eq. 3–6): grouped weight shifts μ, and StochGRASP's N(μ, σ²).
+
+Notation follows the paper's W ∈ R^{D_in × D_out}: the perturbation of weight (i, j) is
+ΔW_ij ~ N(μ_{f(i), g(j)}, σ²_{f(i), g(j)}) with g(j) the random grouping of the D_out outputs
+into K groups and f(i) = i (``per-row``: one set of K per input row) or f(i) = 1 (``shared``).
+PyTorch stores the transpose, ``base.weight[j, i]``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from noisesim.methods.base import AdapterLinear
+from noisesim.methods.grouping import group_index, group_sizes
+
+
+class GroupedWeightLinear(AdapterLinear):
+    """Deterministic twin (``grasp-w``, σ = None) or StochGRASP (learned σ, sampled in training)."""
+
+    def __init__(self, base: nn.Linear, k: int, gen: torch.Generator, rows: str = "per-row",
+                 sigma_init: float | None = None, noise_path: str = "weight"):
+        super().__init__(base)
+        self.k = k
+        self.rows = rows
+        self.noise_path = noise_path
+        self.register_buffer("group", group_index(base.out_features, k, gen))
+        n_rows = base.in_features if rows == "per-row" else 1
+        self.mu = nn.Parameter(torch.zeros(n_rows, k))
+        # σ is parametrised directly (σ = |s|) so Adam moves it at a rate set by its own learning
+        # rate, not proportional to σ itself as a log-σ parametrisation would.
+        self.sigma_raw = nn.Parameter(torch.full((n_rows, k), float(sigma_init))) if sigma_init else None
+
+    @property
+    def sigma(self) -> torch.Tensor | None:
+        return None if self.sigma_raw is None else self.sigma_raw.abs()
+
+    def _expand(self, p: torch.Tensor) -> torch.Tensor:
+        """(rows, K) group parameters → (D_out, D_in) weight-shaped tensor."""
+        return p.t()[self.group].expand(self.out_features, self.in_features)
+
+    def programmed_weight(self) -> torch.Tensor:
+        return (self.base.weight + self._expand(self.mu)).detach()
+
+    def _row_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.rows == "per-row" else x.sum(-1, keepdim=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.programmed:
+            return self.base(x)
+        stochastic = self.training and self.sigma_raw is not None
+        if stochastic and self.noise_path == "weight":
+            eps = self._randn(self.base.weight.shape, self.base.weight)
+            weight = self.base.weight + self._expand(self.mu) + self._expand(self.sigma) * eps
+            return F.linear(x, weight, self.base.bias)
+        y = self.base(x) + (self._row_input(x) @ self.mu)[..., self.group]
+        if stochastic:  # local reparameterisation: Var(y_j) = Σ_i x_i² σ²_{f(i),g(j)}
+            var = (self._row_input(x * x) @ (self.sigma * self.sigma))[..., self.group]
+            y = y + torch.sqrt(var + 1e-12) * self._randn(y.shape, y)
+        return y
+
+    def sigma_penalty(self, target: float, reduction: str) -> tuple[torch.Tensor, int]:
+        if self.sigma_raw is None:
+            return super().sigma_penalty(target, reduction)
+        sq = (self.sigma - target) ** 2
+        if reduction == "mean":  # every group parameter counts once
+            return sq.sum(), sq.numel()
+        # Eq. 6 as written: a sum over all weights, so each group counts once per weight sharing it.
+        weight = group_sizes(self.group, self.k).to(sq.dtype)
+        if self.rows == "shared":
+            weight = weight * self.in_features
+        return (sq * weight).sum(), int(weight.sum().item()) * (sq.shape[0] if self.rows == "per-row" else 1)

@@ -1,0 +1,167 @@
+"""Training loop: task loss plus StochGRASP's σ-target term (paper Eq. 6), periodic dev evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from noisesim.data import EvalBatches, encode, load_table, train_batches
+from noisesim.errors import UserError
+from noisesim.evaluate import accuracy
+from noisesim.methods import adapters_of, count_parameters, trainable_state
+from noisesim.models import Backbone
+from noisesim.seeds import derive_seed, generator
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings.
+
+    lr: adapter μ / β / γ learning rate; head_lr: classifier head; sigma_lr: StochGRASP's σ
+      (σ is parametrised directly, so Adam moves it by about sigma_lr per step).
+    lam: λ of Eq. 6. sigma_target: σ_target. sigma_reduction: ``sum`` is Eq. 6 as written
+      (each group weighted by the number of weights sharing it), ``mean`` weights every group
+      parameter once (the penalty is then a mean over group parameters).
+    target_warmup: fraction of the steps over which σ_target ramps linearly from the method's
+      sigma_init to sigma_target (0 = the paper's constant target).
+    """
+
+    steps: int = 1500
+    batch_size: int = 32
+    max_length: int = 64
+    lr: float = 1e-3
+    head_lr: float = 1e-3
+    sigma_lr: float = 5e-4
+    lam: float = 0.01
+    sigma_target: float = 0.05
+    sigma_reduction: str = "sum"
+    target_warmup: float = 0.5
+    eval_every: int = 250
+    seed: int = 0
+    train_data: str = "sst2-train"
+    eval_data: str = "sst2-dev"
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise UserError("steps and batch size must be positive")
+        if self.sigma_reduction not in ("sum", "mean"):
+            raise UserError(f"sigma_reduction={self.sigma_reduction!r} is not known (use sum or mean)")
+        if not 0 <= self.target_warmup <= 1:
+            raise UserError(f"target_warmup={self.target_warmup} must lie in [0, 1]")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    state: dict[str, torch.Tensor]
+    dev_accuracy: float
+    best_step: int
+    trainable: int
+    total: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def percent_trainable(self) -> float:
+        return 100.0 * self.trainable / self.total
+
+
+def sigma_target_at(step: int, cfg: TrainConfig, sigma_init: float) -> float:
+    """σ_target for this step under the linear warm-up."""
+    if cfg.target_warmup == 0:
+        return cfg.sigma_target
+    ramp = min(1.0, step / (cfg.target_warmup * cfg.steps))
+    return sigma_init + ramp * (cfg.sigma_target - sigma_init)
+
+
+def lr_factor(step: int, steps: int, warmup: float = 0.06) -> float:
+    """Linear warm-up over the first 6 % of the steps, then linear decay to zero."""
+    n_warm = max(1, int(warmup * steps))
+    if step < n_warm:
+        return (step + 1) / n_warm
+    return max(0.0, (steps - step) / max(1, steps - n_warm))
+
+
+def sigma_penalty(backbone: Backbone, target: float, reduction: str) -> torch.Tensor:
+    total, count = None, 0
+    for adapter in adapters_of(backbone.model).values():
+        value, n = adapter.sigma_penalty(target, reduction)
+        total = value if total is None else total + value
+        count += n
+    if total is None or count == 0:
+        return torch.zeros(())
+    return total / count if reduction == "mean" else total
+
+
+def sigma_values(backbone: Backbone) -> torch.Tensor:
+    """All learned σ of a StochGRASP model (empty for deterministic methods)."""
+    sig = [a.sigma.detach().flatten() for a in adapters_of(backbone.model).values()
+           if getattr(a, "sigma_raw", None) is not None]
+    return torch.cat(sig) if sig else torch.zeros(0)
+
+
+def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float = 0.0, progress: bool = True) -> TrainResult:
+    """Train adapters + head of an injected backbone; returns the best dev checkpoint's state."""
+    model, tok = backbone.model, backbone.tokenizer
+    pad = tok.pad_token_id
+    train_set = encode(load_table(cfg.train_data), tok, cfg.max_length, cfg.train_data)
+    dev = EvalBatches.build(encode(load_table(cfg.eval_data), tok, 128, cfg.eval_data), pad)
+    adapters = adapters_of(model)
+    noise_gen = generator(cfg.seed, "train", "noise")
+    for adapter in adapters.values():
+        adapter.noise_generator = noise_gen
+    head = set(map(id, backbone.head_parameters().values()))
+    sigma = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("sigma_raw")]
+    sig_ids = set(map(id, sigma))
+    adapter_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head | sig_ids]
+    groups = [{"params": adapter_params, "lr": cfg.lr},
+              {"params": [p for p in model.parameters() if id(p) in head], "lr": cfg.head_lr}]
+    if sigma:
+        groups.append({"params": sigma, "lr": cfg.sigma_lr})
+    opt = torch.optim.AdamW(groups, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps))
+    trainable, total = count_parameters(backbone)
+    batches = train_batches(train_set, pad, cfg.batch_size, generator(cfg.seed, "train", "batches"))
+    best = TrainResult(trainable_state(backbone), accuracy(model, dev), 0, trainable, total, 0.0)
+    start = time.time()
+    bar = tqdm(range(1, cfg.steps + 1), desc="train", disable=not progress, dynamic_ncols=True)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(cfg.seed, "train", "dropout"))
+        for step in bar:
+            model.train()
+            batch = next(batches)
+            labels = batch.pop("labels")
+            loss = task = F.cross_entropy(model(**batch).logits, labels)
+            if sigma:
+                target = sigma_target_at(step, cfg, sigma_init)
+                loss = task + cfg.lam * sigma_penalty(backbone, target, cfg.sigma_reduction)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                acc = accuracy(model, dev)
+                row = {"step": step, "task_loss": float(task.detach()), "dev_accuracy": acc,
+                       "seconds": round(time.time() - start, 1)}
+                if sigma:
+                    s = sigma_values(backbone)
+                    row |= {"sigma_target": target, "sigma_mean": float(s.mean()),
+                            "sigma_median": float(s.median())}
+                best.history.append(row)
+                # A stochastic model is only selected once σ has reached its target: an earlier
+                # one has seen less noise and would be picked for clean accuracy alone.
+                eligible = not sigma or step >= cfg.target_warmup * cfg.steps
+                if eligible and (acc >= best.dev_accuracy or best.best_step == 0):
+                    best.state, best.dev_accuracy, best.best_step = trainable_state(backbone), acc, step
+                bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+            bar.set_postfix(loss=f"{float(task.detach()):.3f}")
+    model.eval()
+    best.seconds = time.time() - start
+    return best

@@ -1,0 +1,61 @@
+"""Tiny random BERT / RoBERTa backbones built in code, a tiny labelled TSV, tiny checkpoints."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def isolated_store(tmp_path_factory, monkeypatch):
+    """Each test sees an empty user checkpoint store."""
+    monkeypatch.setenv("NOISESIM_HOME", str(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory):
+    """family → folder with a saved tiny random model + tokenizer (loadable with load_backbone)."""
+    from noisesim.models import tiny_backbone
+
+    dirs = {}
+    for family in ("bert", "roberta"):
+        folder = tmp_path_factory.mktemp(f"tiny-{family}")
+        bb = tiny_backbone(family)
+        bb.model.save_pretrained(folder)
+        bb.tokenizer.save_pretrained(folder)
+        dirs[family] = str(folder)
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def tiny_tsv(tmp_path_factory):
+    """40 labelled sentences a tiny model can partly learn."""
+    path = tmp_path_factory.mktemp("data") / "tiny.tsv"
+    rows = ["sentence\tlabel"]
+    for i in range(20):
+        rows.append(f"a good great movie {'the ' * (i % 4)}\t1")
+        rows.append(f"a bad awful film {'not ' * (i % 3)}\t0")
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpts(tmp_path_factory, tiny_dirs, tiny_tsv):
+    """Trained tiny checkpoints: name → folder, for grasp, grasp-w and stochgrasp (twin = grasp-w)."""
+    from noisesim.api import train_checkpoint
+    from noisesim.methods import MethodConfig
+    from noisesim.training import TrainConfig
+
+    root = tmp_path_factory.mktemp("ckpts")
+    cfg = TrainConfig(steps=6, batch_size=8, max_length=16, eval_every=3, train_data=tiny_tsv,
+                      eval_data=tiny_tsv, lr=1e-2, sigma_lr=1e-2, lam=0.01, sigma_target=0.05, target_warmup=0.5)
+    out = {}
+    for method, k in (("grasp", 8), ("grasp-w", 8), ("stochgrasp", 8)):
+        twin = str(root / "grasp-w") if method == "stochgrasp" else None
+        folder, _, _ = train_checkpoint(str(root / method), MethodConfig(method=method, k=k, sigma_init=0.003),
+                                        cfg, model=tiny_dirs["bert"], twin=twin, progress=False)
+        out[method] = str(folder)
+    return out

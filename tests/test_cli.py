@@ -1,0 +1,87 @@
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from noisesim.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_user_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_sweep_writes_table_csv_and_plot(tiny_ckpts, tiny_tsv, tmp_path):
+    out = tmp_path / "run"
+    result = invoke("sweep", "--ckpt", tiny_ckpts["stochgrasp"], "--sigma", "0.01,0.2", "--seeds", "2",
+                    "--data", tiny_tsv, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "± " in result.output and "chance" in result.output
+    df = pd.read_csv(out / "results.csv")
+    assert set(df.columns) >= {"checkpoint", "sigma", "seed", "accuracy"}
+    assert len(df) == 2 * (1 + 2 * 2)
+    png = (out / "accuracy_vs_sigma.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_sweep_on_csv_data(tiny_ckpts, tiny_tsv, tmp_path):
+    csv = tmp_path / "mine.csv"
+    pd.read_csv(tiny_tsv, sep="\t").to_csv(csv, index=False)
+    result = invoke("sweep", "--ckpt", tiny_ckpts["grasp"], "--sigma", "0.01", "--seeds", "1",
+                    "--data", csv, "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "o" / "results.csv")["n"].iloc[0] == 40
+
+
+@pytest.mark.parametrize("sigma,fragment", [("0.01,-0.02", "'-0.02'"), ("nan", "'nan'"), ("0.01,abc", "'abc'")])
+def test_bad_sigma(tiny_ckpts, tmp_path, sigma, fragment):
+    out = tmp_path / "o"
+    assert_user_error(invoke("sweep", "--ckpt", tiny_ckpts["grasp"], "--sigma", sigma, "--out", out), fragment)
+    assert not out.exists()
+
+
+def test_unknown_checkpoint_suggests_and_lists(tiny_ckpts, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert_user_error(invoke("sweep", "--ckpt", "sst2-stok", "--sigma", "0.01"), "unknown checkpoint", "known:")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_data_file_and_columns(tiny_ckpts, tmp_path):
+    out = tmp_path / "o"
+    assert_user_error(invoke("sweep", "--ckpt", tiny_ckpts["grasp"], "--data", tmp_path / "nope.tsv", "--out", out),
+                      "not found")
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("text\ty\nhello\t1\n")
+    assert_user_error(invoke("sweep", "--ckpt", tiny_ckpts["grasp"], "--data", bad, "--out", out),
+                      "lacks column(s) sentence, label")
+    assert not out.exists()
+
+
+def test_train_k_too_large_and_bad_method(tiny_dirs, tiny_tsv, tmp_path):
+    out = tmp_path / "ck"
+    assert_user_error(invoke("train", "--method", "grasp", "--k", "999", "--model", tiny_dirs["bert"],
+                             "--data", tiny_tsv, "--eval-data", tiny_tsv, "--out", out), "K=999")
+    assert_user_error(invoke("train", "--method", "lora2", "--out", out), "unknown method")
+    assert not out.exists()
+
+
+def test_train_then_list(tiny_dirs, tiny_tsv):
+    result = invoke("train", "--method", "grasp-w", "--k", "4", "--model", tiny_dirs["roberta"], "--steps", "4",
+                    "--eval-every", "2", "--batch-size", "8", "--data", tiny_tsv, "--eval-data", tiny_tsv,
+                    "--out", "mine")
+    assert result.exit_code == 0, result.output
+    assert "trainable parameters" in result.output and "%" in result.output
+    listed = invoke("ckpts")
+    assert listed.exit_code == 0 and "mine" in listed.output and "grasp-w" in listed.output
+    assert Path(result.output.strip().splitlines()[-1].split("saved ", 1)[1], "adapter.safetensors").is_file()

@@ -1,0 +1,162 @@
+import pytest
+import torch
+
+from noisesim.data import EvalBatches, collate
+from noisesim.errors import UserError
+from noisesim.methods import METHODS, MethodConfig, adapters_of, inject, remove
+from noisesim.methods.grouping import group_index, group_sizes
+from noisesim.models import tiny_backbone
+
+FAMILIES = ["bert", "roberta"]
+
+
+def batch(bb, n=6):
+    texts = ["a good movie", "the film is bad", "great", "not awful at all the movie", "bad bad", "a"][:n]
+    return collate(bb.tokenizer(texts)["input_ids"], bb.tokenizer.pad_token_id)
+
+
+@pytest.mark.parametrize("dim,k", [(32, 5), (48, 7), (384, 64), (1536, 64), (10, 10), (10, 1)])
+def test_group_sizes_are_floor_or_ceil(dim, k):
+    group = group_index(dim, k, torch.Generator().manual_seed(3))
+    sizes = group_sizes(group, k)
+    assert sizes.sum() == dim
+    assert set(sizes.tolist()) <= {dim // k, -(-dim // k)}
+
+
+def test_permutation_fixed_by_seed():
+    a = group_index(100, 8, torch.Generator().manual_seed(1))
+    b = group_index(100, 8, torch.Generator().manual_seed(1))
+    c = group_index(100, 8, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_k_larger_than_width_is_user_error():
+    bb = tiny_backbone("bert")
+    with pytest.raises(UserError, match="do not fit a layer of width 32"):
+        inject(bb, MethodConfig(method="grasp", k=33))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("layers", ["all", "kvf2", "ff2"])
+def test_identity_at_init(family, method, layers):
+    bb = tiny_backbone(family, seed=1)
+    inputs = batch(bb)
+    with torch.no_grad():
+        ref = bb.model(**inputs).logits
+        adapters = inject(bb, MethodConfig(method=method, k=4, layers=layers))
+        out = bb.model(**inputs).logits
+    expected = {"all": 6, "kvf2": 3, "ff2": 1}[layers] * 2
+    assert len(adapters) == expected
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("method", list(METHODS))
+def test_only_adapter_and_head_get_gradients(family, method):
+    bb = tiny_backbone(family, seed=2)
+    inject(bb, MethodConfig(method=method, k=4))
+    bb.model.train()
+    for a in adapters_of(bb.model).values():
+        a.noise_generator = torch.Generator().manual_seed(0)
+    inputs = batch(bb)
+    loss = torch.nn.functional.cross_entropy(bb.model(**inputs).logits, torch.tensor([1, 0, 1, 0, 0, 1]))
+    loss.backward()
+    head = set(bb.head_parameters())
+    adapter_names = {"gamma", "beta", "mu", "sigma_raw"}
+    for name, p in bb.model.named_parameters():
+        is_trainable = name in head or name.rsplit(".", 1)[-1] in adapter_names
+        assert p.requires_grad == is_trainable, name
+        if is_trainable:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert p.grad is None, name
+
+
+def test_grasp_formula():
+    bb = tiny_backbone("bert")
+    (name, a), *_ = inject(bb, MethodConfig(method="grasp", k=4, layers="ff2")).items()
+    with torch.no_grad():
+        a.gamma.copy_(torch.tensor([1.0, 2.0, 0.5, 4.0]))
+        a.beta.copy_(torch.tensor([0.1, -0.2, 0.3, 0.0]))
+    x = torch.randn(3, a.in_features)
+    expected = torch.nn.functional.linear((x - a.beta[a.group]) / a.gamma[a.group], a.base.weight, a.base.bias)
+    torch.testing.assert_close(a(x), expected)
+
+
+@pytest.mark.parametrize("rows", ["per-row", "shared"])
+def test_weight_shift_equals_programmed_weight(rows):
+    bb = tiny_backbone("bert")
+    adapters = inject(bb, MethodConfig(method="grasp-w", k=5, rows=rows))
+    a = next(iter(adapters.values()))
+    with torch.no_grad():
+        a.mu.normal_(0, 0.1)
+    x = torch.randn(4, 7, a.in_features)
+    expected = torch.nn.functional.linear(x, a.programmed_weight(), a.base.bias)
+    torch.testing.assert_close(a(x), expected, rtol=1e-5, atol=1e-5)
+    # ΔW_ij = μ_{f(i), g(j)}: constant within a group along the outputs
+    delta = a.programmed_weight() - a.base.weight
+    for g in range(5):
+        block = delta[a.group == g]
+        assert torch.allclose(block, block[0].expand_as(block))
+    if rows == "shared":
+        assert torch.allclose(delta, delta[:, :1].expand_as(delta))
+
+
+@pytest.mark.parametrize("noise_path", ["weight", "local"])
+def test_stochgrasp_training_noise_distribution(noise_path):
+    """Output noise of one layer has variance Σ_i x_i² σ²_{i,g(j)} on both training paths."""
+    bb = tiny_backbone("bert")
+    a = next(iter(inject(bb, MethodConfig(method="stochgrasp", k=4, sigma_init=0.05, noise_path=noise_path)).values()))
+    with torch.no_grad():
+        a.sigma_raw.uniform_(0.02, 0.1)
+        a.mu.normal_(0, 0.05)
+    a.train()
+    a.noise_generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, a.in_features)
+    with torch.no_grad():
+        samples = torch.stack([a(x)[0] for _ in range(4000)])
+        mean_expected = torch.nn.functional.linear(x, a.programmed_weight(), a.base.bias)[0]
+        var_expected = (x[0] ** 2) @ (a.sigma**2)  # (K,)
+        var_expected = var_expected[a.group]
+    torch.testing.assert_close(samples.mean(0), mean_expected, atol=4 * var_expected.sqrt().max() / 60, rtol=0)
+    ratio = samples.var(0) / var_expected
+    assert ratio.min() > 0.88 and ratio.max() < 1.12
+
+
+def test_eval_mode_is_deterministic_mean():
+    bb = tiny_backbone("bert")
+    inject(bb, MethodConfig(method="stochgrasp", k=4, sigma_init=0.05))
+    inputs = batch(bb)
+    with torch.no_grad():
+        a, b = bb.model(**inputs).logits, bb.model(**inputs).logits
+    assert torch.equal(a, b)
+
+
+def test_remove_restores_plain_linears():
+    bb = tiny_backbone("bert")
+    inputs = batch(bb)
+    with torch.no_grad():
+        ref = bb.model(**inputs).logits
+        inject(bb, MethodConfig(method="grasp", k=4))
+        remove(bb)
+        assert not adapters_of(bb.model)
+        assert torch.equal(bb.model(**inputs).logits, ref)
+
+
+def test_unknown_method_suggests():
+    from noisesim.methods import check_method
+
+    with pytest.raises(UserError, match="did you mean 'stochgrasp'"):
+        check_method("stochgrsp")
+
+
+def test_eval_batches_are_length_sorted():
+    bb = tiny_backbone("bert")
+    from noisesim.data import Encoded
+
+    ids = [[2] * n for n in (5, 1, 9, 3, 7)]
+    b = EvalBatches.build(Encoded(ids, torch.arange(5), "x"), 0, batch_size=2)
+    assert [x["input_ids"].shape[1] for x in b.batches] == [3, 7, 9]
+    assert b.labels[0].tolist() == [1, 3]
+    del bb

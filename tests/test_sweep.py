@@ -1,0 +1,97 @@
+import pandas as pd
+import pytest
+import torch
+
+from noisesim import checkpoints
+from noisesim.data import EvalBatches, encode, load_table
+from noisesim.errors import UserError
+from noisesim.evaluate import accuracy, logits
+from noisesim.methods import adapters_of
+from noisesim.models import load_backbone
+from noisesim.sweep import ProgrammedWeights, parse_sigmas, run
+
+
+def test_parse_sigmas():
+    assert parse_sigmas("0.05, 0.01,0.01") == [0.0, 0.01, 0.05]
+    for bad in ("0.01,-0.02", "nan", "0.01,abc", "inf"):
+        with pytest.raises(UserError):
+            parse_sigmas(bad)
+
+
+@pytest.mark.parametrize("method", ["grasp", "grasp-w", "stochgrasp"])
+def test_save_load_identical_logits(tiny_ckpts, tiny_dirs, tiny_tsv, method):
+    ckpt = checkpoints.read(tiny_ckpts[method])
+    bb = checkpoints.build(ckpt)
+    dev = EvalBatches.build(encode(load_table(tiny_tsv), bb.tokenizer, 16), bb.tokenizer.pad_token_id)
+    first = logits(bb.model, dev)
+    again = checkpoints.build(checkpoints.read(tiny_ckpts[method]))
+    assert torch.equal(logits(again.model, dev), first)
+    # groupings are stored, so they survive save/load exactly
+    for name, a in adapters_of(again.model).items():
+        assert torch.equal(a.group, ckpt.tensors[f"{name}.group"])
+    assert ckpt.meta["dev_accuracy"] == accuracy(bb.model, dev)
+    assert ckpt.meta["method"]["method"] == method
+
+
+def test_weights_bit_identical_after_sweep_cells(tiny_ckpts):
+    bb = checkpoints.build(checkpoints.read(tiny_ckpts["stochgrasp"]))
+    before = {k: v.clone() for k, v in bb.model.state_dict().items()}
+    pw = ProgrammedWeights(adapters_of(bb.model))
+    for sigma, seed in ((0.05, 0), (0.1, 1)):
+        pw.realize(sigma, seed)
+    changed = bb.model.state_dict()
+    assert any(not torch.equal(changed[k], before[k]) for k in before)
+    pw.restore()
+    after = bb.model.state_dict()
+    assert all(torch.equal(after[k], before[k]) for k in before)
+
+
+def test_programmed_noise_has_requested_std(tiny_ckpts):
+    bb = checkpoints.build(checkpoints.read(tiny_ckpts["grasp-w"]))
+    adapters = adapters_of(bb.model)
+    pw = ProgrammedWeights(adapters)
+    pw.realize(0.03, seed=5)
+    diffs = torch.cat([(a.base.weight - pw.programmed[n]).flatten() for n, a in adapters.items()])
+    pw.restore()
+    assert diffs.numel() > 10000
+    assert abs(diffs.std().item() / 0.03 - 1) < 0.03
+    assert abs(diffs.mean().item()) < 0.03 * 4 / diffs.numel() ** 0.5
+
+
+def test_sweep_table_twin_and_reproducibility(tiny_ckpts, tiny_tsv):
+    res = run([tiny_ckpts["stochgrasp"]], "0.01,0.5", seeds=2, data=tiny_tsv, progress=False)
+    df = res.frame
+    assert set(df["checkpoint"]) == {"stochgrasp", "grasp-w"}  # the twin came along
+    assert len(df) == 2 * (1 + 2 * 2)
+    clean = df[df.sigma == 0].set_index("checkpoint")["accuracy"]
+    for name in ("stochgrasp", "grasp-w"):
+        assert clean[name] == checkpoints.read(tiny_ckpts[name]).meta["dev_accuracy"]
+    again = run([tiny_ckpts["stochgrasp"]], "0.01,0.5", seeds=2, data=tiny_tsv, progress=False).frame
+    pd.testing.assert_frame_equal(df.drop(columns="seconds"), again.drop(columns="seconds"))
+    no_twin = run([tiny_ckpts["stochgrasp"]], "0.01", seeds=1, data=tiny_tsv, twin=False, progress=False).frame
+    assert set(no_twin["checkpoint"]) == {"stochgrasp"}
+    assert 0.5 <= res.chance <= 1
+
+
+def test_same_seed_same_noise_across_checkpoints(tiny_ckpts):
+    """Layers of equal shape get identical draws for the same seed, whatever the checkpoint."""
+    draws = []
+    for method in ("grasp", "grasp-w"):
+        bb = checkpoints.build(checkpoints.read(tiny_ckpts[method]))
+        pw = ProgrammedWeights(adapters_of(bb.model))
+        pw.realize(0.1, seed=3)
+        draws.append({n: a.base.weight - pw.programmed[n] for n, a in adapters_of(bb.model).items()})
+        pw.restore()
+    assert draws[0].keys() == draws[1].keys()
+    for n in draws[0]:
+        torch.testing.assert_close(draws[0][n], draws[1][n], rtol=0, atol=1e-6)
+
+
+def test_unknown_checkpoint_lists_known(tiny_ckpts):
+    with pytest.raises(UserError, match="known: .*sst2-stoch"):
+        run(["no-such-ckpt"], "0.01", progress=False)
+
+
+def test_backbone_reloaded_clean(tiny_dirs):
+    bb = load_backbone(tiny_dirs["roberta"])
+    assert bb.family == "roberta" and len(bb.linear_layers("all")) == 12
