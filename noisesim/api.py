@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from noisesim import checkpoints
+from noisesim.errors import UserError
 from noisesim.methods import MethodConfig, check_method, inject
 from noisesim.models import DEFAULT_BACKBONE, load_backbone
 from noisesim.sweep import SweepResult, run, save, summarize
@@ -15,19 +16,24 @@ from noisesim.training import TrainConfig, TrainResult, sigma_values, train
 
 
 def train_checkpoint(out: str, method: MethodConfig, config: TrainConfig, model: str = DEFAULT_BACKBONE,
-                     twin: str | None = None, progress: bool = True) -> tuple[Path, TrainResult, dict]:
+                     twin: str | None = None, pooling: str = "mean",
+                     progress: bool = True) -> tuple[Path, TrainResult, dict]:
     """Train a method on a backbone and write the best checkpoint; returns (folder, result, meta)."""
     check_method(method.method)
     folder = checkpoints.out_folder(out)
-    backbone = load_backbone(model, seed=config.seed)
+    backbone = load_backbone(model, seed=config.seed, pooling=pooling)
     inject(backbone, method)
     result = train(backbone, config, sigma_init=method.sigma_init, progress=progress)
+    if result.best_step == 0:
+        raise UserError("training stopped before its first selectable evaluation; nothing written"
+                        " (let it run past --eval-every steps and the σ warm-up)")
     backbone.model.load_state_dict(result.state, strict=False)
     sig = sigma_values(backbone)
     meta = {
         "name": folder.name,
         "backbone": model,
-        "num_labels": backbone.model.config.num_labels,
+        "num_labels": backbone.model.num_labels,
+        "pooling": backbone.model.head.pooling,
         "method": method.to_dict(),
         "training": config.to_dict(),
         "dev_accuracy": result.dev_accuracy,
@@ -38,6 +44,7 @@ def train_checkpoint(out: str, method: MethodConfig, config: TrainConfig, model:
         "train_seconds": round(result.seconds, 1),
         "history": result.history,
         "twin": twin if twin else None,
+        "interrupted": result.interrupted,
     }
     if len(sig):
         meta["sigma_learned"] = sigma_summary(sig)

@@ -101,7 +101,8 @@ def read(name_or_path: str) -> Checkpoint:
 
 def build(ckpt: Checkpoint, backbone: Backbone | None = None) -> Backbone:
     """Load (or reuse an untouched) backbone, inject the method and load the adapter tensors."""
-    backbone = backbone or load_backbone(ckpt.meta["backbone"], num_labels=ckpt.meta.get("num_labels", 2))
+    backbone = backbone or load_backbone(ckpt.meta["backbone"], num_labels=ckpt.meta.get("num_labels", 2),
+                                         pooling=ckpt.meta.get("pooling", "mean"))
     inject(backbone, ckpt.method)
     expected = trainable_state(backbone)
     missing = sorted(set(expected) - set(ckpt.tensors))
@@ -115,13 +116,23 @@ def build(ckpt: Checkpoint, backbone: Backbone | None = None) -> Backbone:
     return backbone
 
 
+def storage_form(key: str, tensor: torch.Tensor) -> torch.Tensor:
+    """Compact on-disk form: group ids as int16, StochGRASP's σ as float16 (it never enters the
+    deterministic or swept evaluation, and 3 significant digits describe a noise scale); the rest as is."""
+    if key.endswith(".group") and tensor.numel() and int(tensor.max()) < 2**15:
+        return tensor.to(torch.int16)
+    if key.endswith(".sigma_raw"):
+        return tensor.to(torch.float16)
+    return tensor
+
+
 def write(folder: Path, state: dict[str, torch.Tensor], meta: dict) -> Path:
     """Write a checkpoint atomically: into a temporary sibling folder, then rename."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
-        save_file({k: v.contiguous() for k, v in state.items()}, tmp / WEIGHTS)
+        save_file({k: storage_form(k, v).contiguous() for k, v in state.items()}, tmp / WEIGHTS)
         (tmp / CONFIG).write_text(json.dumps({**meta, "noisesim_version": __version__}, indent=2))
         if folder.exists():
             shutil.rmtree(folder)

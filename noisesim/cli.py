@@ -39,6 +39,7 @@ def train(
     scale: bool = typer.Option(True, help="GRASP: learn γ"),
     shift: bool = typer.Option(True, help="GRASP: learn β"),
     model: str = typer.Option("all-MiniLM-L6-v2", help="backbone: the bundled MiniLM, a folder or a cached HF id"),
+    pooling: str = typer.Option("mean", help="head pooling: mean (masked token mean) | cls"),
     steps: int = typer.Option(800),
     batch_size: int = typer.Option(32),
     max_length: int = typer.Option(64),
@@ -73,13 +74,15 @@ def train(
     from noisesim.data import load_table
 
     load_table(data), load_table(eval_data)  # fail fast on bad data, before loading the model
-    folder, result, meta = train_checkpoint(out, mcfg, tcfg, model=model, twin=twin)
+    folder, result, meta = train_checkpoint(out, mcfg, tcfg, model=model, twin=twin, pooling=pooling)
     typer.echo(f"trainable parameters: {result.trainable:,} of {result.total:,} ({result.percent_trainable:.3f} %)")
     typer.echo(f"best dev accuracy {100 * result.dev_accuracy:.2f} % at step {result.best_step};"
                f" {result.seconds:.0f} s")
     if "sigma_learned" in meta:
         s = meta["sigma_learned"]
         typer.echo("learned σ: mean {mean:.4f}, std {std:.4f}, 5/50/95 % {q05:.4f} / {q50:.4f} / {q95:.4f}".format(**s))
+    if result.interrupted:
+        typer.echo(f"interrupted: kept the best checkpoint seen so far (step {result.best_step})", err=True)
     typer.echo(f"saved {folder}")
 
 

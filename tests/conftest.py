@@ -24,7 +24,7 @@ def tiny_dirs(tmp_path_factory):
     for family in ("bert", "roberta"):
         folder = tmp_path_factory.mktemp(f"tiny-{family}")
         bb = tiny_backbone(family)
-        bb.model.save_pretrained(folder)
+        bb.model.encoder.save_pretrained(folder)
         bb.tokenizer.save_pretrained(folder)
         dirs[family] = str(folder)
     return dirs

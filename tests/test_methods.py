@@ -7,7 +7,7 @@ from noisesim.methods import METHODS, MethodConfig, adapters_of, inject, remove
 from noisesim.methods.grouping import group_index, group_sizes
 from noisesim.models import tiny_backbone
 
-FAMILIES = ["bert", "roberta"]
+FAMILIES = ["bert", "roberta", "distilbert"]
 
 
 def batch(bb, n=6):

@@ -1,4 +1,10 @@
-"""Backbones: offline loading, per-family names of the linear sub-layers, and task heads."""
+"""Backbones: offline loading, per-family names of the linear sub-layers, and the task head.
+
+Every backbone is an HF encoder (``AutoModel``) under one digital classification head
+(pooling → dropout → dense → tanh → dropout → linear). Pooling is the masked token mean by
+default: all-MiniLM-L6-v2 was trained as a mean-pooled sentence encoder, so its [CLS] vector is
+a poor summary; ``pooling="cls"`` gives the usual BERT/RoBERTa head shape.
+"""
 
 from __future__ import annotations
 
@@ -9,21 +15,26 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from noisesim.errors import UserError
 
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
 
 # Role of each linear sub-layer of an encoder block, per model family (module path suffixes).
+BERT_ROLES = {
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "o": "attention.output.dense",
+    "ff1": "intermediate.dense",
+    "ff2": "output.dense",
+}
 FAMILY_ROLES: dict[str, dict[str, str]] = {
-    "bert": {
-        "q": "attention.self.query",
-        "k": "attention.self.key",
-        "v": "attention.self.value",
-        "o": "attention.output.dense",
-        "ff1": "intermediate.dense",
-        "ff2": "output.dense",
-    },
+    "bert": BERT_ROLES,
+    "roberta": BERT_ROLES,
+    "xlm-roberta": BERT_ROLES,
+    "electra": BERT_ROLES,
     "distilbert": {
         "q": "attention.q_lin",
         "k": "attention.k_lin",
@@ -33,22 +44,47 @@ FAMILY_ROLES: dict[str, dict[str, str]] = {
         "ff2": "ffn.lin2",
     },
 }
-FAMILY_ROLES["roberta"] = FAMILY_ROLES["bert"]
-FAMILY_ROLES["xlm-roberta"] = FAMILY_ROLES["bert"]
-FAMILY_ROLES["electra"] = FAMILY_ROLES["bert"]
-# Digital classification head (trained with every method), per family.
-FAMILY_HEADS = {
-    "bert": ("bert.pooler.", "classifier."),
-    "roberta": ("classifier.",),
-    "xlm-roberta": ("classifier.",),
-    "electra": ("classifier.",),
-    "distilbert": ("pre_classifier.", "classifier."),
-}
 LAYER_PRESETS = {
     "all": ("q", "k", "v", "o", "ff1", "ff2"),
     "kvf2": ("k", "v", "ff2"),
     "ff2": ("ff2",),
 }
+HEAD_PREFIXES = ("head.",)
+
+
+class ClassificationHead(nn.Module):
+    """Digital head: pooled token states → dropout → dense → tanh → dropout → class logits."""
+
+    def __init__(self, hidden: int, num_labels: int, pooling: str = "mean", dropout: float = 0.1):
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise UserError(f"pooling={pooling!r} is not known (use mean or cls)")
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(hidden, hidden)
+        self.out = nn.Linear(hidden, num_labels)
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "cls":
+            pooled = states[:, 0]
+        else:
+            m = mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * m).sum(1) / m.sum(1).clamp_min(1.0)
+        return self.out(self.dropout(torch.tanh(self.dense(self.dropout(pooled)))))
+
+
+class SequenceClassifier(nn.Module):
+    """An HF encoder plus a ``ClassificationHead``; returns an object with ``.logits``."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "mean"):
+        super().__init__()
+        self.encoder = encoder
+        self.num_labels = num_labels
+        self.head = ClassificationHead(encoder.config.hidden_size, num_labels, pooling)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **_) -> SequenceClassifierOutput:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return SequenceClassifierOutput(logits=self.head(states, attention_mask))
 
 
 def resolve_backbone(name: str) -> str:
@@ -64,7 +100,7 @@ def resolve_backbone(name: str) -> str:
 class Backbone:
     """A sequence classifier with its tokenizer and the family's naming."""
 
-    model: nn.Module
+    model: SequenceClassifier
     tokenizer: object
     family: str
     name: str
@@ -78,8 +114,7 @@ class Backbone:
                 if isinstance(module, nn.Linear) and pattern.search(name)}
 
     def head_parameters(self) -> dict[str, nn.Parameter]:
-        prefixes = FAMILY_HEADS[self.family]
-        return {n: p for n, p in self.model.named_parameters() if n.startswith(prefixes)}
+        return {n: p for n, p in self.model.named_parameters() if n.startswith(HEAD_PREFIXES)}
 
 
 def parse_layers(layers: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -105,56 +140,72 @@ def family_of(config) -> str:
     return family
 
 
-def load_backbone(name: str = DEFAULT_BACKBONE, num_labels: int = 2, seed: int = 0) -> Backbone:
-    """Load a backbone offline as a sequence classifier; the new head is initialised from ``seed``."""
+def _quiet_transformers() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+
+
+def load_backbone(name: str = DEFAULT_BACKBONE, num_labels: int = 2, seed: int = 0,
+                  pooling: str = "mean") -> Backbone:
+    """Load an encoder offline and put a new head on it, initialised from ``seed``."""
+    _quiet_transformers()
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
     path = resolve_backbone(name)
     try:
-        config = AutoConfig.from_pretrained(path, num_labels=num_labels)
+        config = AutoConfig.from_pretrained(path)
         family = family_of(config)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = AutoModelForSequenceClassification.from_pretrained(path, config=config)
+        extra = {"add_pooling_layer": False} if family in ("bert", "roberta", "xlm-roberta") else {}
+        encoder = AutoModel.from_pretrained(path, config=config, **extra)
     except (OSError, ValueError) as exc:
         if isinstance(exc, UserError):
             raise
         hint = "a local folder or an HF id already in the local cache (no downloads here)"
         raise UserError(f"cannot load model {name!r}: {str(exc).splitlines()[0]} (give {hint})") from None
+    return _assemble(encoder, tokenizer, family, name, num_labels, seed, pooling)
+
+
+def _assemble(encoder, tokenizer, family, name, num_labels, seed, pooling) -> Backbone:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = SequenceClassifier(encoder, num_labels, pooling)
     model.eval()
     return Backbone(model, tokenizer, family, name)
 
 
-def tiny_backbone(family: str = "bert", seed: int = 0, num_labels: int = 2) -> Backbone:
+def tiny_backbone(family: str = "bert", seed: int = 0, num_labels: int = 2, pooling: str = "mean") -> Backbone:
     """A tiny randomly initialised backbone built in code (tests, examples): hidden 32, 2 layers."""
     from transformers import (
         BertConfig,
-        BertForSequenceClassification,
+        BertModel,
         BertTokenizerFast,
+        DistilBertConfig,
+        DistilBertModel,
         RobertaConfig,
-        RobertaForSequenceClassification,
+        RobertaModel,
     )
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<s>", "</s>"] + [chr(c) for c in range(97, 123)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(c) for c in range(97, 123)]
     vocab += ["good", "bad", "movie", "great", "awful", "the", "a", "is", "not", "film"]
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"noisesim-tiny-vocab-{os.getpid()}.txt"
     tmp.write_text("\n".join(vocab))
     tokenizer = BertTokenizerFast(vocab_file=str(tmp))
     common = dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                  intermediate_size=48, max_position_embeddings=64, num_labels=num_labels)
+                  intermediate_size=48, max_position_embeddings=64)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if family == "bert":
-            model = BertForSequenceClassification(BertConfig(**common))
+            encoder = BertModel(BertConfig(**common), add_pooling_layer=False)
         elif family == "roberta":
-            model = RobertaForSequenceClassification(RobertaConfig(**common, pad_token_id=0))
+            encoder = RobertaModel(RobertaConfig(**common, pad_token_id=0), add_pooling_layer=False)
+        elif family == "distilbert":
+            encoder = DistilBertModel(DistilBertConfig(vocab_size=len(vocab), dim=32, n_layers=2, n_heads=4,
+                                                       hidden_dim=48, max_position_embeddings=64))
         else:
             raise ValueError(family)
-    model.eval()
-    return Backbone(model, tokenizer, family, f"tiny-{family}")
+    return _assemble(encoder, tokenizer, family, f"tiny-{family}", num_labels, seed, pooling)

@@ -109,18 +109,18 @@ def run(ckpts: list[str], sigmas: str | list[float], seeds: int = 3, data: str =
     table = load_table(data)
     loaded = expand_checkpoints(list(ckpts), twin)
     cells = [(c, s, seed) for c in loaded for s in sigma_list for seed in ([0] if s == 0 else range(seeds))]
-    backbones: dict[str, Backbone] = {}
-    batches: dict[str, EvalBatches] = {}
+    backbones: dict[tuple, Backbone] = {}  # one loaded backbone (and tokenised data) per kind
+    batches: dict[tuple, EvalBatches] = {}
     rows = []
     bar = tqdm(total=len(cells), desc="sweep", unit="cell", disable=not progress, dynamic_ncols=True)
     for ckpt in loaded:
         backbone_id = ckpt.meta["backbone"]
-        if backbone_id not in backbones:
-            backbones[backbone_id] = load_backbone(backbone_id, num_labels=ckpt.meta.get("num_labels", 2))
-            tok = backbones[backbone_id].tokenizer
-            batches[backbone_id] = EvalBatches.build(encode(table, tok, max_length, str(data)), tok.pad_token_id,
-                                                     batch_size)
-        backbone = checkpoints.build(ckpt, backbones[backbone_id])
+        kind = (backbone_id, ckpt.meta.get("num_labels", 2), ckpt.meta.get("pooling", "mean"))
+        if kind not in backbones:
+            backbones[kind] = load_backbone(backbone_id, num_labels=kind[1], pooling=kind[2])
+            tok = backbones[kind].tokenizer
+            batches[kind] = EvalBatches.build(encode(table, tok, max_length, str(data)), tok.pad_token_id, batch_size)
+        backbone = checkpoints.build(ckpt, backbones[kind])
         weights = ProgrammedWeights(adapters_of(backbone.model))
         try:
             for c, sigma, seed in cells:
@@ -128,7 +128,7 @@ def run(ckpts: list[str], sigmas: str | list[float], seeds: int = 3, data: str =
                     continue
                 start = time.perf_counter()
                 weights.realize(sigma, seed)
-                acc = accuracy(backbone.model, batches[backbone_id])
+                acc = accuracy(backbone.model, batches[kind])
                 rows.append({"checkpoint": ckpt.name, "method": ckpt.method.method, "sigma": sigma, "seed": seed,
                              "accuracy": acc, "n": len(table), "data": str(data), "backbone": backbone_id,
                              "seconds": round(time.perf_counter() - start, 3)})

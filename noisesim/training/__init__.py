@@ -67,6 +67,7 @@ class TrainResult:
     total: int
     seconds: float
     history: list[dict] = field(default_factory=list)
+    interrupted: bool = False
 
     @property
     def percent_trainable(self) -> float:
@@ -132,36 +133,41 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float = 0.0, progres
     best = TrainResult(trainable_state(backbone), accuracy(model, dev), 0, trainable, total, 0.0)
     start = time.time()
     bar = tqdm(range(1, cfg.steps + 1), desc="train", disable=not progress, dynamic_ncols=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed(cfg.seed, "train", "dropout"))
-        for step in bar:
-            model.train()
-            batch = next(batches)
-            labels = batch.pop("labels")
-            loss = task = F.cross_entropy(model(**batch).logits, labels)
-            if sigma:
-                target = sigma_target_at(step, cfg, sigma_init)
-                loss = task + cfg.lam * sigma_penalty(backbone, target, cfg.sigma_reduction)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if step % cfg.eval_every == 0 or step == cfg.steps:
-                acc = accuracy(model, dev)
-                row = {"step": step, "task_loss": float(task.detach()), "dev_accuracy": acc,
-                       "seconds": round(time.time() - start, 1)}
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed(cfg.seed, "train", "dropout"))
+            for step in bar:
+                model.train()
+                batch = next(batches)
+                labels = batch.pop("labels")
+                loss = task = F.cross_entropy(model(**batch).logits, labels)
                 if sigma:
-                    s = sigma_values(backbone)
-                    row |= {"sigma_target": target, "sigma_mean": float(s.mean()),
-                            "sigma_median": float(s.median())}
-                best.history.append(row)
-                # A stochastic model is only selected once σ has reached its target: an earlier
-                # one has seen less noise and would be picked for clean accuracy alone.
-                eligible = not sigma or step >= cfg.target_warmup * cfg.steps
-                if eligible and (acc >= best.dev_accuracy or best.best_step == 0):
-                    best.state, best.dev_accuracy, best.best_step = trainable_state(backbone), acc, step
-                bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-            bar.set_postfix(loss=f"{float(task.detach()):.3f}")
+                    target = sigma_target_at(step, cfg, sigma_init)
+                    loss = task + cfg.lam * sigma_penalty(backbone, target, cfg.sigma_reduction)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                if step % cfg.eval_every == 0 or step == cfg.steps:
+                    acc = accuracy(model, dev)
+                    row = {"step": step, "task_loss": float(task.detach()), "dev_accuracy": acc,
+                           "seconds": round(time.time() - start, 1)}
+                    if sigma:
+                        s = sigma_values(backbone)
+                        row |= {"sigma_target": target, "sigma_mean": float(s.mean()),
+                                "sigma_median": float(s.median())}
+                    best.history.append(row)
+                    # A stochastic model is only selected once σ has reached its target: an earlier
+                    # one has seen less noise and would be picked for clean accuracy alone.
+                    eligible = not sigma or step >= cfg.target_warmup * cfg.steps
+                    if eligible and (acc >= best.dev_accuracy or best.best_step == 0):
+                        best.state, best.dev_accuracy, best.best_step = trainable_state(backbone), acc, step
+                    bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+                bar.set_postfix(loss=f"{float(task.detach()):.3f}")
+    except KeyboardInterrupt:  # keep the best checkpoint so far; the caller decides what to write
+        best.interrupted = True
+    finally:
+        bar.close()
     model.eval()
     best.seconds = time.time() - start
     return best
