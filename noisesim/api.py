@@ -30,7 +30,6 @@ def train_checkpoint(out: str, method: MethodConfig, config: TrainConfig, model:
     backbone.model.load_state_dict(result.state, strict=False)
     sig = sigma_values(backbone)
     meta = {
-        "name": folder.name,
         "backbone": model,
         "num_labels": backbone.model.num_labels,
         "pooling": backbone.model.head.pooling,

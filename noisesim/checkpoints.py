@@ -78,7 +78,7 @@ class Checkpoint:
 
     @property
     def name(self) -> str:
-        return self.meta.get("name", self.path.name)
+        return self.path.name
 
     @property
     def method(self) -> MethodConfig:
@@ -131,6 +131,7 @@ def write(folder: Path, state: dict[str, torch.Tensor], meta: dict) -> Path:
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    tmp.chmod(0o755)
     try:
         save_file({k: storage_form(k, v).contiguous() for k, v in state.items()}, tmp / WEIGHTS)
         (tmp / CONFIG).write_text(json.dumps({**meta, "noisesim_version": __version__}, indent=2))

@@ -9,6 +9,11 @@ from pathlib import Path
 import typer
 
 from noisesim.errors import UserError
+from noisesim.methods import MethodConfig, check_method
+from noisesim.models import DEFAULT_BACKBONE
+from noisesim.training import TrainConfig
+
+M, T = MethodConfig(), TrainConfig()  # the CLI's defaults are the API's defaults
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Accuracy of fine-tuned transformers under analog-device weight noise.")
@@ -31,46 +36,44 @@ def user_errors(fn):
 @app.command()
 @user_errors
 def train(
-    method: str = typer.Option("stochgrasp", help="grasp | grasp-w | stochgrasp"),
+    method: str = typer.Option(M.method, help="grasp | grasp-w | stochgrasp"),
     out: str = typer.Option(..., help="checkpoint name (user store) or folder path"),
-    k: int = typer.Option(64, "--k", help="groups per layer"),
-    layers: str = typer.Option("all", help="all | kvf2 | ff2 | roles like k,v,ff2"),
-    rows: str = typer.Option("per-row", help="weight-space grouping: per-row (f(i)=i) | shared (f(i)=1)"),
-    scale: bool = typer.Option(True, help="GRASP: learn γ"),
-    shift: bool = typer.Option(True, help="GRASP: learn β"),
-    model: str = typer.Option("all-MiniLM-L6-v2", help="backbone: the bundled MiniLM, a folder or a cached HF id"),
+    k: int = typer.Option(M.k, "--k", help="groups per layer"),
+    layers: str = typer.Option(M.layers, help="all | kvf2 | ff2 | roles like k,v,ff2"),
+    rows: str = typer.Option(M.rows, help="weight-space grouping: per-row (f(i)=i) | shared (f(i)=1)"),
+    scale: bool = typer.Option(M.scale, help="GRASP: learn γ"),
+    shift: bool = typer.Option(M.shift, help="GRASP: learn β"),
+    model: str = typer.Option(DEFAULT_BACKBONE, help="backbone: the bundled MiniLM, a folder or a cached HF id"),
     pooling: str = typer.Option("mean", help="head pooling: mean (masked token mean) | cls"),
-    steps: int = typer.Option(800),
-    batch_size: int = typer.Option(32),
-    max_length: int = typer.Option(64),
-    lr: float = typer.Option(1e-3, help="adapter learning rate"),
-    head_lr: float = typer.Option(1e-3),
-    sigma_lr: float = typer.Option(5e-4, help="StochGRASP σ learning rate"),
-    sigma_init: float = typer.Option(0.003),
-    sigma_target: float = typer.Option(0.05),
-    lam: float = typer.Option(0.01, "--lambda", help="λ of the σ-target term (Eq. 6)"),
-    sigma_reduction: str = typer.Option("sum", help="sum (Eq. 6 as written) | mean (per group parameter)"),
-    target_warmup: float = typer.Option(0.5, help="fraction of steps over which σ_target ramps up from σ_init"),
-    noise_path: str = typer.Option("weight", help="StochGRASP training noise: weight (per batch) | local (per token)"),
-    eval_every: int = typer.Option(100),
-    seed: int = typer.Option(0, help="training stream (head init, batches, dropout, training noise)"),
-    perm_seed: int = typer.Option(0, help="grouping stream (the random permutations)"),
-    data: str = typer.Option("sst2-train", help="training data: sst2-train or a TSV/CSV"),
-    eval_data: str = typer.Option("sst2-dev", help="dev data for model selection"),
+    steps: int = typer.Option(T.steps),
+    batch_size: int = typer.Option(T.batch_size),
+    max_length: int = typer.Option(T.max_length),
+    lr: float = typer.Option(T.lr, help="adapter learning rate"),
+    head_lr: float = typer.Option(T.head_lr),
+    sigma_lr: float = typer.Option(T.sigma_lr, help="StochGRASP σ learning rate"),
+    sigma_init: float = typer.Option(M.sigma_init),
+    sigma_target: float = typer.Option(T.sigma_target),
+    lam: float = typer.Option(T.lam, "--lambda", help="λ of the σ-target term (Eq. 6)"),
+    sigma_reduction: str = typer.Option(T.sigma_reduction, help="sum (Eq. 6 as written) | mean (per group parameter)"),
+    target_warmup: float = typer.Option(T.target_warmup, help="fraction of steps over which σ_target ramps up"),
+    noise_path: str = typer.Option(M.noise_path, help="StochGRASP noise: weight (per step) | local (per token)"),
+    eval_every: int = typer.Option(T.eval_every),
+    dropout: float = typer.Option(T.dropout, help="dropout probability while training (negative: keep the model's)"),
+    seed: int = typer.Option(T.seed, help="training stream (head init, batches, dropout, training noise)"),
+    perm_seed: int = typer.Option(M.perm_seed, help="grouping stream (the random permutations)"),
+    data: str = typer.Option(T.train_data, help="training data: sst2-train or a TSV/CSV"),
+    eval_data: str = typer.Option(T.eval_data, help="dev data for model selection"),
     twin: str | None = typer.Option(None, help="name of this model's deterministic twin (swept alongside)"),
 ):
     """Fine-tune a backbone with a method and save the best dev checkpoint."""
     from noisesim.api import train_checkpoint
-    from noisesim.methods import MethodConfig, check_method
-    from noisesim.training import TrainConfig
 
-    check_method(method)
-    mcfg = MethodConfig(method=method, k=k, layers=layers, rows=rows, scale=scale, shift=shift,
+    mcfg = MethodConfig(method=check_method(method), k=k, layers=layers, rows=rows, scale=scale, shift=shift,
                         sigma_init=sigma_init, noise_path=noise_path, perm_seed=perm_seed)
     tcfg = TrainConfig(steps=steps, batch_size=batch_size, max_length=max_length, lr=lr, head_lr=head_lr,
                        sigma_lr=sigma_lr, lam=lam, sigma_target=sigma_target, sigma_reduction=sigma_reduction,
-                       target_warmup=target_warmup, eval_every=eval_every, seed=seed, train_data=data,
-                       eval_data=eval_data)
+                       target_warmup=target_warmup, eval_every=eval_every, dropout=None if dropout < 0 else dropout,
+                       seed=seed, train_data=data, eval_data=eval_data)
     from noisesim.data import load_table
 
     load_table(data), load_table(eval_data)  # fail fast on bad data, before loading the model
@@ -123,7 +126,7 @@ def ckpts():
         return
     frame = pd.DataFrame(rows)
     frame["dev_accuracy"] = frame["dev_accuracy"].map(lambda v: f"{100 * v:.2f}" if v is not None else "")
-    typer.echo(frame.to_string(index=False))
+    typer.echo(frame.fillna("").to_string(index=False))
 
 
 def main():

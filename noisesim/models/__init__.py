@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,9 +193,11 @@ def tiny_backbone(family: str = "bert", seed: int = 0, num_labels: int = 2, pool
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(c) for c in range(97, 123)]
     vocab += ["good", "bad", "movie", "great", "awful", "the", "a", "is", "not", "film"]
-    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"noisesim-tiny-vocab-{os.getpid()}.txt"
-    tmp.write_text("\n".join(vocab))
-    tokenizer = BertTokenizerFast(vocab_file=str(tmp))
+    tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(vocab)})  # transformers >= 5
+    if tokenizer.tokenize("good") != ["good"]:  # transformers 4 reads the vocabulary from a file only
+        path = Path(tempfile.mkdtemp()) / "vocab.txt"
+        path.write_text("\n".join(vocab))
+        tokenizer = BertTokenizerFast(vocab_file=str(path))
     common = dict(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                   intermediate_size=48, max_position_embeddings=64)
     with torch.random.fork_rng(devices=[]):
