@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from noisesim import checkpoints
+from noisesim.data import load_table
 from noisesim.errors import UserError
 from noisesim.methods import MethodConfig, check_method, inject
 from noisesim.models import DEFAULT_BACKBONE, load_backbone
@@ -21,7 +22,8 @@ def train_checkpoint(out: str, method: MethodConfig, config: TrainConfig, model:
     """Train a method on a backbone and write the best checkpoint; returns (folder, result, meta)."""
     check_method(method.method)
     folder = checkpoints.out_folder(out)
-    backbone = load_backbone(model, seed=config.seed, pooling=pooling)
+    num_labels = max(2, max(load_table(config.train_data)["label"]) + 1)
+    backbone = load_backbone(model, num_labels=num_labels, seed=config.seed, pooling=pooling)
     inject(backbone, method)
     result = train(backbone, config, sigma_init=method.sigma_init, progress=progress)
     if result.best_step == 0:

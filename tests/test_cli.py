@@ -65,6 +65,10 @@ def test_missing_data_file_and_columns(tiny_ckpts, tmp_path):
     bad.write_text("text\ty\nhello\t1\n")
     assert_user_error(invoke("sweep", "--ckpt", tiny_ckpts["grasp"], "--data", bad, "--out", out),
                       "lacks column(s) sentence, label")
+    three = tmp_path / "three.tsv"
+    three.write_text("sentence\tlabel\ngood\t2\n")
+    assert_user_error(invoke("sweep", "--ckpt", tiny_ckpts["grasp"], "--data", three, "--out", out),
+                      "has label 2", "knows 2 classes")
     assert not out.exists()
 
 

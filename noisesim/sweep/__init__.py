@@ -108,11 +108,16 @@ def run(ckpts: list[str], sigmas: str | list[float], seeds: int = 3, data: str =
         raise UserError(f"--seeds {seeds} must be >= 1")
     table = load_table(data)
     loaded = expand_checkpoints(list(ckpts), twin)
-    cells = [(c, s, seed) for c in loaded for s in sigma_list for seed in ([0] if s == 0 else range(seeds))]
+    labels = pd.Series(list(table["label"]))
+    for ckpt in loaded:
+        if labels.max() >= ckpt.meta.get("num_labels", 2):
+            raise UserError(f"{data} has label {labels.max()} but checkpoint {ckpt.name!r} knows"
+                            f" {ckpt.meta.get('num_labels', 2)} classes (labels must be 0 .. num_labels-1)")
+    grid = [(s, seed) for s in sigma_list for seed in ([0] if s == 0 else range(seeds))]
     backbones: dict[tuple, Backbone] = {}  # one loaded backbone (and tokenised data) per kind
     batches: dict[tuple, EvalBatches] = {}
     rows = []
-    bar = tqdm(total=len(cells), desc="sweep", unit="cell", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(loaded) * len(grid), desc="sweep", unit="cell", disable=not progress, dynamic_ncols=True)
     for ckpt in loaded:
         backbone_id = ckpt.meta["backbone"]
         kind = (backbone_id, ckpt.meta.get("num_labels", 2), ckpt.meta.get("pooling", "mean"))
@@ -123,9 +128,7 @@ def run(ckpts: list[str], sigmas: str | list[float], seeds: int = 3, data: str =
         backbone = checkpoints.build(ckpt, backbones[kind])
         weights = ProgrammedWeights(adapters_of(backbone.model))
         try:
-            for c, sigma, seed in cells:
-                if c is not ckpt:
-                    continue
+            for sigma, seed in grid:
                 start = time.perf_counter()
                 weights.realize(sigma, seed)
                 acc = accuracy(backbone.model, batches[kind])
@@ -137,7 +140,6 @@ def run(ckpts: list[str], sigmas: str | list[float], seeds: int = 3, data: str =
             weights.restore()
             remove(backbone)
     bar.close()
-    labels = pd.Series(list(table["label"]))
     meta = {"noisesim_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "data": str(data), "seeds": seeds, "sigmas": sigma_list,
             "checkpoints": {c.name: {"path": str(c.path), "sha256": file_hash(c.path / checkpoints.WEIGHTS),
