@@ -22,6 +22,7 @@ def train_checkpoint(out: str, method: MethodConfig, config: TrainConfig, model:
     """Train a method on a backbone and write the best checkpoint; returns (folder, result, meta)."""
     check_method(method.method)
     folder = checkpoints.out_folder(out)
+    load_table(config.eval_data)  # fail on bad data before the backbone is loaded
     num_labels = max(2, max(load_table(config.train_data)["label"]) + 1)
     backbone = load_backbone(model, num_labels=num_labels, seed=config.seed, pooling=pooling)
     inject(backbone, method)

@@ -74,9 +74,6 @@ def train(
                        sigma_lr=sigma_lr, lam=lam, sigma_target=sigma_target, sigma_reduction=sigma_reduction,
                        target_warmup=target_warmup, eval_every=eval_every, dropout=None if dropout < 0 else dropout,
                        seed=seed, train_data=data, eval_data=eval_data)
-    from noisesim.data import load_table
-
-    load_table(data), load_table(eval_data)  # fail fast on bad data, before loading the model
     folder, result, meta = train_checkpoint(out, mcfg, tcfg, model=model, twin=twin, pooling=pooling)
     typer.echo(f"trainable parameters: {result.trainable:,} of {result.total:,} ({result.percent_trainable:.3f} %)")
     typer.echo(f"best dev accuracy {100 * result.dev_accuracy:.2f} % at step {result.best_step};"

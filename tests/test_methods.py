@@ -152,11 +152,9 @@ def test_unknown_method_suggests():
 
 
 def test_eval_batches_are_length_sorted():
-    bb = tiny_backbone("bert")
     from noisesim.data import Encoded
 
     ids = [[2] * n for n in (5, 1, 9, 3, 7)]
     b = EvalBatches.build(Encoded(ids, torch.arange(5), "x"), 0, batch_size=2)
     assert [x["input_ids"].shape[1] for x in b.batches] == [3, 7, 9]
     assert b.labels[0].tolist() == [1, 3]
-    del bb
