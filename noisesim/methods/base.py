@@ -35,7 +35,8 @@ class AdapterLinear(nn.Module):
         return self.base.weight.detach().clone()
 
     def sigma_penalty(self, target: float, reduction: str) -> tuple[torch.Tensor, int]:
-        """(Σ weight·(σ − target)², Σ weight) for the σ-target term; zero for deterministic methods."""
+        """(penalty, number of group σ) for the σ-target term (``mean`` divides by the total number);
+        zero for deterministic methods."""
         return self.base.weight.new_zeros(()), 0
 
     def _randn(self, shape, like: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,9 @@ class GroupedWeightLinear(AdapterLinear):
         self.noise_path = noise_path
         self.register_buffer("group", group_index(base.out_features, k, gen))
         n_rows = base.in_features if rows == "per-row" else 1
+        # Eq. 6 weight of each group parameter: how many weights share it (fixed by the grouping).
+        shared_by = group_sizes(self.group, k).float() * (1 if rows == "per-row" else base.in_features)
+        self.register_buffer("shared_by", shared_by, persistent=False)
         self.mu = nn.Parameter(torch.zeros(n_rows, k))
         # σ is parametrised directly (σ = |s|) so Adam moves it at a rate set by its own learning
         # rate, not proportional to σ itself as a log-σ parametrisation would.
@@ -67,7 +70,4 @@ class GroupedWeightLinear(AdapterLinear):
         if reduction == "mean":  # every group parameter counts once
             return sq.sum(), sq.numel()
         # Eq. 6 as written: a sum over all weights, so each group counts once per weight sharing it.
-        weight = group_sizes(self.group, self.k).to(sq.dtype)
-        if self.rows == "shared":
-            weight = weight * self.in_features
-        return (sq * weight).sum(), int(weight.sum().item()) * (sq.shape[0] if self.rows == "per-row" else 1)
+        return (sq * self.shared_by).sum(), sq.numel()
