@@ -62,10 +62,18 @@ def sigma_summary(sig: torch.Tensor) -> dict[str, float]:
             **{f"q{round(100 * float(p)):02d}": float(v) for p, v in zip(probs, quantiles, strict=True)}}
 
 
-def sweep(ckpts: list[str], sigmas, seeds: int = 3, data: str = "sst2-dev", twin: bool = True,
-          out: str | Path | None = None, progress: bool = True) -> tuple[SweepResult, dict[str, Path] | None]:
-    """Run a sweep; with ``out`` (or out='auto') also write its files. Returns (result, written paths)."""
-    result = run(ckpts, sigmas, seeds=seeds, data=data, twin=twin, progress=progress)
+def sweep(ckpts: list[str], sigmas=None, seeds: int = 3, data: str = "sst2-dev", twin: bool = True,
+          out: str | Path | None = None, progress: bool = True, profiles: list[str] | None = None,
+          times: str | list | None = None, chips: int = 1, reads: int = 1, sets: list[str] | dict | None = None,
+          seed: int = 0) -> tuple[SweepResult, dict[str, Path] | None]:
+    """Run a sweep; with ``out`` (or out='auto') also write its files. Returns (result, written paths).
+
+    ``sigmas`` sweeps the paper's Gaussian noise; ``profiles`` names device profiles (``pcm``, a YAML
+    path); ``times`` ('1s,1h,1d,1y'), ``chips`` × ``seeds`` programmings per chip × ``reads`` are the
+    realizations; ``sets`` ({'programming.scale': [0.5, 1, 2]} or ['programming.scale=0.5,1,2'])
+    sweeps profile parameters."""
+    result = run(ckpts, sigmas, seeds=seeds, data=data, twin=twin, progress=progress, profiles=profiles,
+                 times=times, chips=chips, reads=reads, sets=sets, seed=seed)
     if out is None:
         return result, None
     if out == "auto":

@@ -90,23 +90,82 @@ def train(
 @user_errors
 def sweep(
     ckpt: list[str] = typer.Option(..., "--ckpt", help="checkpoint name or folder (repeatable)"),
-    sigma: str = typer.Option("0.01,0.02,0.05", help="comma-separated σ of per-weight Gaussian noise"),
-    seeds: int = typer.Option(3, help="noise realizations per σ"),
+    sigma: str | None = typer.Option(None, help="comma-separated σ of per-weight Gaussian noise (the paper's"
+                                     " protocol; default 0.01,0.02,0.05 when no --profile is given)"),
+    profile: list[str] = typer.Option([], "--profile", help="device profile name or YAML file (repeatable);"
+                                      " see `noisesim profiles list`"),
+    time: str | None = typer.Option(None, "--time", help="times since programming, e.g. 1s,1h,1d,1y (drift)"),
+    set_: list[str] = typer.Option([], "--set", help="sweep a profile parameter: COMPONENT.FIELD=V1,V2"
+                                   " (e.g. programming.scale=0.5,1,2; repeatable)"),
+    chips: int = typer.Option(1, help="chips (device-to-device draws) per setting"),
+    seeds: int = typer.Option(3, help="programmings per chip (noise realizations per setting)"),
+    reads: int = typer.Option(1, help="reads per programming (read-noise draws)"),
+    seed: int = typer.Option(0, help="base seed of the chip / program / read streams"),
     data: str = typer.Option("sst2-dev", help="sst2-dev, sst2-train, or a TSV/CSV with sentence,label"),
     twin: bool = typer.Option(True, help="also sweep each StochGRASP checkpoint's deterministic twin"),
     out: Path | None = typer.Option(None, help="results folder (default: ./noisesim-sweep-<time>)"),
 ):
-    """Evaluate checkpoints under injected weight noise: table, CSV and plot."""
+    """Evaluate checkpoints under device noise: table, CSV and plot."""
     from noisesim.api import sweep as run_sweep
     from noisesim.report import pivot_table
     from noisesim.sweep import summarize
 
-    result, paths = run_sweep(ckpt, sigma, seeds=seeds, data=data, twin=twin, out=out or "auto")
-    typer.echo(f"accuracy (%) on {data}, mean ± std over {seeds} noise seeds (σ=0: clean)")
-    typer.echo(pivot_table(summarize(result.frame)).to_string())
+    if sigma is None and not profile:
+        sigma = "0.01,0.02,0.05"
+    result, paths = run_sweep(ckpt, sigma, seeds=seeds, data=data, twin=twin, out=out or "auto", profiles=profile,
+                              times=time, chips=chips, reads=reads, sets=set_, seed=seed)
+    summary = summarize(result.frame)
+    typer.echo(f"accuracy (%) on {data}, mean ± std over {chips} chip(s) × {seeds} programming(s) × {reads} read(s)"
+               f"{' (σ=0: clean)' if sigma is not None else ' (ideal: clean)'}")
+    typer.echo(pivot_table(summary).to_string())
+    if chips > 1 or reads > 1:
+        parts = summary[summary["count"] > 1]
+        if len(parts):
+            typer.echo("spread (std, points): " + ", ".join(
+                f"{name} {100 * parts[col].mean():.2f}" for name, col in
+                (("total", "sd_total"), ("chip", "sd_chip"), ("programming", "sd_program"), ("read", "sd_read"))
+                if parts[col].notna().any()) + " (mean over settings; summary.csv has each)")
+            if chips > 1 and seeds == 1:
+                typer.echo("  (one programming per chip: chip and programming variation are not separable;"
+                           " use --seeds 2 or more)")
     typer.echo(f"chance (majority class): {100 * result.chance:.1f} %")
     for path in paths.values():
         typer.echo(f"wrote {path}")
+
+
+profiles_app = typer.Typer(no_args_is_help=True, help="Device profiles: list, show, validate.")
+app.add_typer(profiles_app, name="profiles")
+
+
+@profiles_app.command("list")
+@user_errors
+def profiles_list():
+    """The shipped and user profiles with their components."""
+    from noisesim.devices import known_profiles, load_profile
+
+    for name, path in known_profiles().items():
+        prof = load_profile(name)
+        typer.echo(f"{name:10s} {', '.join(c.key for c in prof.components) or '(no noise)':45s} {path}")
+
+
+@profiles_app.command("show")
+@user_errors
+def profiles_show(name: str = typer.Argument(..., help="profile name or YAML file")):
+    """Print a profile's YAML (with its source header)."""
+    from noisesim.devices import load_profile
+
+    typer.echo(Path(load_profile(name).source).read_text().rstrip())
+
+
+@profiles_app.command("validate")
+@user_errors
+def profiles_validate(files: list[Path] = typer.Argument(..., help="YAML files to check")):
+    """Check profile files against the schema; the first problem is reported as an error."""
+    from noisesim.devices import load_profile
+
+    for file in files:
+        prof = load_profile(str(file)) if str(file).endswith((".yaml", ".yml")) else load_profile(file)
+        typer.echo(f"ok {file}: {', '.join(c.key for c in prof.components) or 'no noise'}")
 
 
 @app.command()

@@ -5,8 +5,10 @@ Every random draw in noisesim comes from a ``torch.Generator`` seeded by
 
 - ``"grouping"``: the fixed random permutation of each layer's groups (Eq. 2),
 - ``"train"``: head initialisation, batch order, dropout and StochGRASP's training noise,
-- ``"noise"``: a noise realization at evaluation, keyed by layer name, so the same seed gives
-  every checkpoint the same draw for a layer of the same shape.
+- ``"chip"``, ``"program"``, ``"read"``: a device realization at evaluation (``noisesim.devices``),
+  keyed by (chip), (chip, programming) and (chip, programming, read) respectively, then by layer
+  name and the component's position in the profile. Re-programming a chip keeps its chip draws,
+  and the same seeds give every checkpoint the same draws for a layer of the same shape.
 
 No global RNG state is read or written.
 """

@@ -89,3 +89,37 @@ def test_train_then_list(tiny_dirs, tiny_tsv):
     listed = invoke("ckpts")
     assert listed.exit_code == 0 and "mine" in listed.output and "grasp-w" in listed.output
     assert Path(result.output.strip().splitlines()[-1].split("saved ", 1)[1], "adapter.safetensors").is_file()
+
+
+def test_profile_sweep_over_time_writes_time_plot(tiny_ckpts, tiny_tsv, tmp_path):
+    out = tmp_path / "pcm"
+    result = invoke("sweep", "--ckpt", tiny_ckpts["grasp-w"], "--profile", "pcm", "--time", "1h,1y", "--chips", "2",
+                    "--seeds", "1", "--reads", "2", "--set", "drift.compensation=none,global", "--data", tiny_tsv,
+                    "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "1y" in result.output and "spread (std, points)" in result.output
+    df = pd.read_csv(out / "results.csv")
+    assert len(df) == 1 + 2 * 2 * 2 * 2  # clean + compensation × times × chips × reads
+    summary = pd.read_csv(out / "summary.csv")
+    assert {"sd_chip", "sd_program", "sd_read", "ci95_low", "ci95_high"} <= set(summary.columns)
+    png = (out / "accuracy_vs_time.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    meta = (out / "sweep.json").read_text()
+    assert '"pcm"' in meta and "sha256" in meta
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--profile", "pcn"], ["unknown device profile 'pcn'", "did you mean 'pcm'"]),
+    (["--profile", "pcm", "--time", "1h,soon"], ["--time", "'soon'"]),
+    (["--profile", "rram", "--time", "1d"], ["drift component"]),
+    (["--profile", "pcm", "--set", "programming.scale=-1"], ["programming.scale", "greater than or equal to 0"]),
+    (["--profile", "pcm", "--set", "programming.scale"], ["COMPONENT.FIELD=V1,V2"]),
+    (["--profile", "pcm", "--set", "levels.n=4"], ["no 'levels' component"]),
+    (["--profile", "pcm", "--chips", "0"], ["--chips 0"]),
+    (["--profile", "pcm", "--sigma", "0.01"], ["--sigma needs a profile with a gaussian component"]),
+    (["--profile", "pcm", "--reads", "0"], ["--reads 0"]),
+])
+def test_bad_profile_sweep_input(tiny_ckpts, tmp_path, args, fragments):
+    out = tmp_path / "o"
+    assert_user_error(invoke("sweep", "--ckpt", tiny_ckpts["grasp"], *args, "--out", out), *fragments)
+    assert not out.exists()

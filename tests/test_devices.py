@@ -1,38 +1,356 @@
+"""Device components: statistics on ≥ 1e5 draws with fixed seeds, the PCM model's golden values, the
+seed hierarchy, per-MVM read noise, and profile validation."""
+
+import math
+
+import numpy as np
+import pytest
 import torch
 
-from noisesim.devices import GaussianNoise, apply
+from noisesim import devices
+from noisesim.devices import components as C
+from noisesim.devices import schema
+from noisesim.devices.profile import Profile, map_weight
+from noisesim.errors import UserError
 from noisesim.seeds import derive_seed, generator
 
+N = 200_000  # draws per statistical test: std of a std estimate ≈ 0.16 %, of a fraction p ≈ sqrt(p/N)
 
-def test_gaussian_noise_statistics():
+
+def array_at(x: float, g_max: float = 25.0, n: int = N) -> C.DeviceArray:
+    """n device pairs with G+ = G− = x·g_max (a weight of 0 on devices in state x)."""
+    g = torch.full((n // 500, 500), x * g_max)
+    return C.DeviceArray(g.clone(), g.clone(), torch.tensor(1.0), g_max, 0.0, g.clone(), g.clone())
+
+
+def component(kind: str, **params) -> C.Component:
+    return C.COMPONENTS[kind](schema.SPECS[kind].model_validate(params))
+
+
+def profile(*items, mapping=None) -> Profile:
+    return Profile({"noise": [dict([it]) for it in items], **({"mapping": mapping} if mapping else {})}, "<test>")
+
+
+# --- the paper's Gaussian --------------------------------------------------------------------------------------
+
+
+def test_gaussian_weight_units_statistics():
     w = torch.zeros(400, 500)
-    noisy = apply(w, 0.02, seed=7, layer="l")
-    assert abs(noisy.mean().item()) < 0.02 * 4 / 447
+    noisy = devices.apply(devices.gaussian(0.02), w, layer="l")
+    assert abs(noisy.mean().item()) < 0.02 * 4 / math.sqrt(w.numel())
     assert abs(noisy.std().item() / 0.02 - 1) < 0.01
-    frac_within_1sd = ((noisy.abs() < 0.02).float().mean()).item()
-    assert abs(frac_within_1sd - 0.6827) < 0.005
+    assert abs((noisy.abs() < 0.02).float().mean().item() - 0.6827) < 0.005
     assert torch.equal(w, torch.zeros(400, 500))  # apply copies
 
 
-def test_same_seed_same_draw_other_seed_other_draw():
+@pytest.mark.parametrize("relative_to,expected", [("g_max", 0.05 * 0.5 * 25 / 20), ("absmax", 0.05 * 0.5),
+                                                  ("value", None)])
+def test_gaussian_relative_modes(relative_to, expected):
+    w = torch.randn(400, 500, generator=generator(1, "t")).clamp(-0.5, 0.5)
+    w[0, 0] = 0.5  # abs-max 0.5 ↦ g_max − g_min = 20 µS
+    prof = profile(("gaussian", {"sigma": 0.05, "relative_to": relative_to}), mapping={"g_max": 25.0, "g_min": 5.0})
+    diff = prof.realize(w, layer="l").weight - w
+    if expected is None:  # multiplicative: (w' − w)/|w| ~ N(0, σ²)
+        ratio = (diff / w.abs())[w.abs() > 1e-3]
+        assert abs(ratio.std().item() / 0.05 - 1) < 0.01
+    else:
+        assert abs(diff.std().item() / expected - 1) < 0.01
+
+
+def test_same_seed_same_draw_other_keys_other_draw():
     w = torch.randn(30, 40)
-    assert torch.equal(apply(w, 0.1, 1, "a"), apply(w, 0.1, 1, "a"))
-    assert not torch.equal(apply(w, 0.1, 1, "a"), apply(w, 0.1, 2, "a"))
-    assert not torch.equal(apply(w, 0.1, 1, "a"), apply(w, 0.1, 1, "b"))
+    g = devices.gaussian(0.1)
+    assert torch.equal(devices.apply(g, w, layer="a"), devices.apply(g, w, layer="a"))
+    for other in ({"program": 1}, {"chip": 1}, {"seed": 1}, {"layer": "b"}):
+        assert not torch.equal(devices.apply(g, w, layer="a"), devices.apply(g, w, **{"layer": "a", **other}))
 
 
-def test_zero_sigma_is_identity_and_negative_rejected():
-    w = torch.randn(5, 5)
-    assert torch.equal(GaussianNoise(0.0).apply_(w.clone(), generator(0, "noise")), w)
-    for bad in (-0.1, float("nan")):
-        try:
-            GaussianNoise(bad)
-        except ValueError:
-            continue
-        raise AssertionError(bad)
+def test_ideal_profile_is_exact_and_mapping_is_differential():
+    w = torch.randn(64, 48)
+    assert torch.equal(devices.apply("ideal", w), w)  # noiseless profiles skip the conductance round trip
+    assert torch.allclose(map_weight(w, schema.Mapping()).weight(), w, rtol=1e-6, atol=1e-7)
+    arr = map_weight(w, schema.Mapping(g_max=25, g_min=2, scale="column"))
+    assert torch.all((arr.g_pos == 2) | (arr.g_neg == 2))  # one device of each pair unused
+    assert torch.allclose(arr.g_pos.amax(1).maximum(arr.g_neg.amax(1)), torch.full((64,), 25.0))  # per column
+    clipped = map_weight(w, schema.Mapping(clip_sigma=1.0))
+    assert torch.allclose(clipped.weight().abs().max(), w.std(), rtol=1e-5)
+
+
+# --- programming noise (PCM golden values) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("x,golden", [(0.1, 0.448249), (0.5, 0.952705), (1.0, 1.05538)])
+def test_pcm_programming_sigma_matches_published_polynomial(x, golden):
+    """σ = 0.26348 + 1.965x − 1.1731x² µS at g_max = 25 µS (Nandakumar et al. 2019), from the shipped file."""
+    prog = devices.load_profile("pcm").components[0]
+    assert prog.key == "programming"
+    assert abs(prog.sigma(torch.tensor([x * 25.0]), 25.0).item() / golden - 1) < 1e-5
+    arr = array_at(x)
+    prog.apply(arr, generator(0, "t"), 0.0)
+    dev = arr.g_pos - x * 25.0
+    assert abs(dev.std().item() / golden - 1) < 0.01
+    assert abs(dev.mean().item()) < 4 * golden / math.sqrt(dev.numel())
+    # the fit is in µS at 25 µS: at g_max = 50 µS the same x has twice the σ
+    arr50 = array_at(x, g_max=50.0)
+    prog.apply(arr50, generator(0, "t"), 0.0)
+    assert abs((arr50.g_pos - x * 50).std().item() / (2 * golden) - 1) < 0.01
+
+
+def test_programming_clips_at_zero_and_scale():
+    arr = array_at(0.0)
+    component("programming", coefficients=[0.5], scale=2.0).apply(arr, generator(0, "t"), 0.0)
+    assert arr.g_pos.min() >= 0
+    # clipped at 0 with σ = 2·0.5 = 1: half the devices at 0, mean σ/sqrt(2π)
+    assert abs((arr.g_pos == 0).float().mean().item() - 0.5) < 0.005
+    assert abs(arr.g_pos.mean().item() / (1 / math.sqrt(2 * math.pi)) - 1) < 0.01
+
+
+# --- drift ----------------------------------------------------------------------------------------------------
+
+
+def nu_stats(x):
+    mean = min(max(-0.0155 * math.log(x) + 0.0244, 0.049), 0.1)
+    std = min(max(-0.0125 * math.log(x) - 0.0059, 0.008), 0.045)
+    return mean, std
+
+
+def mean_drift_factor(x, t, t0=20.0):
+    """E[((t+t0)/t0)^(−|ν|)], ν ~ N(μ_ν(x), σ_ν(x)), by quadrature (independent of the implementation)."""
+    mean, std = nu_stats(x)
+    z = np.linspace(-8, 8, 20001)
+    nu = np.abs(mean + std * z)
+    pdf = np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    return float(np.trapezoid(((t + t0) / t0) ** -nu * pdf, z))
+
+
+@pytest.mark.parametrize("t", ["1h", "1d", "1y"])
+@pytest.mark.parametrize("x", [0.1, 0.5, 1.0])
+def test_pcm_mean_drift_factor_matches_formula(x, t):
+    pcm = devices.load_profile("pcm").with_values({"drift.read_noise": None, "drift.compensation": "none"})
+    drift = pcm.components[1]
+    seconds = devices.parse_time(t)
+    arr = array_at(x)
+    drift.apply(arr, generator(0, "program"), seconds)
+    factor = arr.g_pos / (x * 25.0)
+    golden = mean_drift_factor(x, seconds)
+    assert abs(factor.mean().item() / golden - 1) < 0.002  # the issue asks for 5 %
+    mean, _ = nu_stats(x)
+    median = ((seconds + 20) / 20) ** -mean
+    assert abs(factor.median().item() / median - 1) < 0.01
+
+
+def test_drift_exponents_are_fixed_at_programming():
+    pcm = profile(("drift", {"compensation": "none"}))  # drift alone: one ν per weight (G− stays at 0)
+    w = torch.rand(100, 100) + 0.1
+    w1h, w1y = (pcm.realize(w, t=devices.parse_time(t), layer="l").weight for t in ("1h", "1y"))
+    w0 = pcm.realize(w, t=0.0, layer="l").weight
+    # ln(G(t)/G0) = −ν·ln((t+t0)/t0): the same ν explains both times
+    nu_1h = -torch.log(w1h / w0) / math.log((3600 + 20) / 20)
+    nu_1y = -torch.log(w1y / w0) / math.log((365 * 86400 + 20) / 20)
+    assert torch.allclose(nu_1h, nu_1y, atol=1e-4)
+    other = pcm.realize(w, t=devices.parse_time("1y"), program=1, layer="l").weight
+    assert not torch.allclose(other, w1y)
+
+
+def test_flicker_read_noise_statistics():
+    pcm = devices.load_profile("pcm").with_values({"drift.compensation": "none"})
+    quiet = pcm.with_values({"drift.read_noise": None})
+    t, x = 86400.0, 0.5
+    arr, ref = array_at(x), array_at(x)
+    pcm.components[1].apply(arr, generator(0, "p"), t, read_gen=generator(0, "r"))
+    quiet.components[1].apply(ref, generator(0, "p"), t)  # same ν draws, no 1/f noise
+    rel = (arr.g_pos - ref.g_pos) / ref.g_pos
+    q = min(0.0088 / x ** 0.65, 0.2)
+    golden = q * math.sqrt(math.log((t + 20 + 250e-9) / (2 * 250e-9)))
+    assert abs(rel.std().item() / golden - 1) < 0.01
+    assert abs(rel.mean().item()) < 4 * golden / math.sqrt(rel.numel())
+    again = array_at(x)
+    pcm.components[1].apply(again, generator(0, "p"), t, read_gen=generator(1, "r"))
+    assert not torch.equal(again.g_pos, arr.g_pos)  # another read, another 1/f draw
+
+
+def test_global_drift_compensation_restores_mean_magnitude():
+    w = torch.randn(300, 300) * 0.05
+    pcm = devices.load_profile("pcm")
+    raw = pcm.with_values({"drift.compensation": "none", "drift.read_noise": None})
+    comp = pcm.with_values({"drift.compensation": "global", "drift.read_noise": None})
+    t = devices.parse_time("1y")
+    w0 = raw.realize(w, t=0.0).weight
+    w_raw, w_comp = raw.realize(w, t=t).weight, comp.realize(w, t=t).weight
+    assert w_raw.abs().mean() < 0.7 * w0.abs().mean()  # a year of drift loses > 30 % of |w|
+    assert abs(w_comp.abs().mean().item() / w0.abs().mean().item() - 1) < 1e-4
+    assert torch.allclose(w_comp / w_comp.abs().mean(), w_raw / w_raw.abs().mean(), atol=1e-5)  # one scalar
+
+
+# --- chips, programmings, reads ------------------------------------------------------------------------------
+
+
+def test_device_to_device_statistics_and_chip_persistence():
+    arr = array_at(0.4)
+    component("device_to_device", gain_std=0.1, offset_std=0.02).apply(arr, generator(0, "c"), 0.0)
+    expected = math.hypot(0.1 * 10.0, 0.02 * 25.0)
+    assert abs((arr.g_pos - 10).std().item() / expected - 1) < 0.01
+    assert abs((arr.g_pos - 10).mean().item()) < 4 * expected / math.sqrt(arr.g_pos.numel())
+
+    w = torch.randn(200, 500) * 0.05
+    d2d = profile(("device_to_device", {"gain_std": 0.1}))
+    assert torch.equal(d2d.realize(w, chip=0, program=0).weight, d2d.realize(w, chip=0, program=7).weight)
+    assert not torch.equal(d2d.realize(w, chip=0).weight, d2d.realize(w, chip=1).weight)
+
+    both = profile(("device_to_device", {"gain_std": 0.1}), ("programming", {"coefficients": [0.3]}),
+                   mapping={"g_min": 2.0})  # g_min > 0: no clipping at 0, so no shared bias
+    delta = {(c, p): (both.realize(w, chip=c, program=p).weight - w).flatten() for c in (0, 1) for p in (0, 1)}
+    same_chip = torch.corrcoef(torch.stack([delta[0, 0], delta[0, 1]]))[0, 1]
+    other_chip = torch.corrcoef(torch.stack([delta[0, 0], delta[1, 1]]))[0, 1]
+    assert same_chip > 0.3 and abs(other_chip) < 0.02
+
+
+def test_stuck_at_fractions_are_per_chip():
+    arr = array_at(0.5)
+    component("stuck_at", at_g_min=0.01, at_g_max=0.03).apply(arr, generator(0, "c"), 0.0)
+    g = torch.cat([arr.g_pos.flatten(), arr.g_neg.flatten()])
+    assert abs((g == 0).float().mean().item() - 0.01) < 0.0012
+    assert abs((g == 25).float().mean().item() - 0.03) < 0.002
+    assert abs((g == 12.5).float().mean().item() - 0.96) < 0.002
+    w = torch.rand(100, 100) * 0.1 - 0.05
+    w[0, 0] = 1.0  # abs-max 1 ↦ 25 µS; every other |w| ≤ 0.05 ↦ ≤ 1.25 µS
+    stuck = profile(("programming", {"coefficients": [0.2]}), ("stuck_at", {"at_g_max": 0.05}))
+    real = {cp: stuck.realize(w, chip=cp[0], program=cp[1]).weight for cp in ((0, 0), (0, 1), (1, 0))}
+    masks = {cp: v.abs() > 0.5 for cp, v in real.items()}
+    assert not torch.equal(real[0, 0], real[0, 1])  # programming noise differs ...
+    assert torch.equal(masks[0, 0], masks[0, 1])  # ... the faulty devices do not
+    assert not torch.equal(masks[0, 0], masks[1, 0])  # another chip, other faults
+
+
+def test_levels_quantise_to_grid():
+    arr = array_at(0.0)
+    arr.g_pos.copy_(torch.rand(arr.g_pos.shape, generator=generator(0, "u")) * 25)
+    before = arr.g_pos.clone()
+    component("levels", n=5).apply(arr, generator(0, "x"), 0.0)
+    assert set(arr.g_pos.unique().tolist()) <= {0.0, 6.25, 12.5, 18.75, 25.0}
+    assert (arr.g_pos - before).abs().max() <= 6.25 / 2 + 1e-5
+    # uniform input: quantisation error is uniform on ±step/2, std step/sqrt(12)
+    inner = (before > 3.125) & (before < 21.875)
+    assert abs((arr.g_pos - before)[inner].std().item() / (6.25 / math.sqrt(12)) - 1) < 0.01
+
+
+def test_read_noise_per_evaluation_differs_across_reads():
+    w = torch.randn(200, 500) * 0.05
+    prof = profile(("read", {"sigma": 0.01, "per": "evaluation"}), mapping={"g_max": 25.0, "g_min": 1.0})
+    r0, r0b, r1 = (prof.realize(w, read=r).weight for r in (0, 0, 1))
+    assert torch.equal(r0, r0b) and not torch.equal(r0, r1)
+    k = w.abs().max() / 24
+    expected = math.sqrt(2) * 0.01 * 25 * k  # both devices of the pair, σ = 1 % of g_max each
+    assert abs((r0 - w).std().item() / expected.item() - 1) < 0.01
+
+
+# --- read noise redrawn at run time ---------------------------------------------------------------------------
+
+
+def hooked_linear(per: str, relative_to: str):
+    from noisesim.methods import AdapterLinear
+    from noisesim.sweep import ReadNoiseHook
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(16, 8)
+    prof = profile(("read", {"sigma": 0.02, "relative_to": relative_to, "per": per}))
+    out = prof.realize(lin.weight.detach(), layer="x")
+    adapter = AdapterLinear(lin)
+    lin.weight.data = out.weight.clone()
+    hook = ReadNoiseHook(adapter, lin.weight.data, out.runtime_read, generator(0, "read", "x"))
+    return lin, out, hook
+
+
+@pytest.mark.parametrize("relative_to", ["g_max", "value"])
+def test_mvm_output_space_matches_per_token_weight_sampling(relative_to):
+    lin, out, hook = hooked_linear("mvm", relative_to)
+    x = torch.randn(4, 16, generator=generator(1, "x"))
+    reps = 25_000  # 4 tokens × 8 outputs × 25k = 8e5 draws
+    with torch.no_grad():
+        fast = lin(x.repeat(reps, 1)).view(reps, 4, 8)
+        eps = torch.randn(reps, 8, 16, generator=generator(2, "e"))
+        w = out.weight + eps * out.runtime_read.var.sqrt()  # an explicit noisy weight per token
+        slow = torch.einsum("ti,noi->nto", x, w) + lin.bias
+    tol = 4 * slow.std(0).max().item() / math.sqrt(reps)
+    assert torch.allclose(fast.mean(0), slow.mean(0), atol=tol)
+    assert torch.allclose(fast.std(0), slow.std(0), rtol=0.03)
+    qs = torch.tensor([0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99])
+    za, zb = (((v - v.mean(0)) / v.std(0)).flatten()[:500_000] for v in (fast, slow))
+    assert torch.allclose(torch.quantile(za, qs), torch.quantile(zb, qs), atol=0.02)
+    hook.remove()
+    with torch.no_grad():
+        assert torch.equal(lin(x), lin(x))  # hook gone: deterministic again
+
+
+def test_pass_read_noise_redraws_every_forward():
+    lin, out, hook = hooked_linear("pass", "g_max")
+    x = torch.randn(3, 16)
+    with torch.no_grad():
+        a, b = lin(x), lin(x)
+        draws = []
+        for _ in range(2000):
+            lin(x)
+            draws.append(lin.weight.data - out.weight)
+        noise = torch.stack(draws)
+    assert not torch.equal(a, b)
+    expected = out.runtime_read.var.sqrt().expand_as(out.weight)
+    assert torch.allclose(noise.std(0).mean(), expected.mean(), rtol=0.02)
+    hook.remove()
+
+
+# --- profiles and their validation ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["ideal", "gaussian", "pcm", "rram", "fefet"])
+def test_shipped_profiles_validate_and_run(name):
+    prof = devices.load_profile(name)
+    assert prof.name == name and prof.source.endswith(f"{name}.yaml")
+    text = open(prof.source).read()
+    assert text.startswith("#") and "µS" in text or name in ("ideal", "gaussian")  # header: source and units
+    w = torch.randn(32, 24) * 0.05
+    out = devices.apply(prof, w, t="1d" if prof.has_drift else 0)
+    assert out.shape == w.shape and torch.isfinite(out).all()
+
+
+def test_parse_time():
+    assert [schema.parse_time(t) for t in ("1s", "1h", "1d", "30d", "1y", "2.5min", 20, "0")] == [
+        1, 3600, 86400, 30 * 86400, 365 * 86400, 150, 20, 0]
+    for bad in ("tomorrow", "-1s", "1 fortnight", "", True):
+        with pytest.raises(ValueError):
+            schema.parse_time(bad)
+    assert [schema.format_time(s) for s in (1, 3600, 86400, 365 * 86400, 0, 90)] == ["1s", "1h", "1d", "1y", "0s",
+                                                                                     "90s"]
+
+
+def test_set_values_and_errors():
+    pcm = devices.load_profile("pcm")
+    doubled = pcm.with_values({"programming.scale": 2, "mapping.g_max": 50.0})
+    assert doubled.components[0].spec.scale == 2 and doubled.spec.mapping.g_max == 50
+    assert pcm.components[0].spec.scale == 1  # the original is untouched
+    with pytest.raises(UserError, match="no 'stuck_at' component"):
+        pcm.with_values({"stuck_at.at_g_min": 0.1})
+    with pytest.raises(UserError, match=r"programming\.scale: Input should be greater than or equal to 0"):
+        pcm.with_values({"programming.scale": -1})
+
+
+def test_unknown_profile_suggests():
+    with pytest.raises(UserError, match="did you mean 'pcm'"):
+        devices.load_profile("pcn")
 
 
 def test_streams_are_independent_and_stable():
-    assert derive_seed(0, "noise", "x") == derive_seed(0, "noise", "x")
-    assert len({derive_seed(0, s, "x") for s in ("noise", "train", "grouping")}) == 3
+    assert derive_seed(0, "program", "x") == derive_seed(0, "program", "x")
+    assert len({derive_seed(0, s, "x") for s in ("chip", "program", "read", "train", "grouping")}) == 5
     assert derive_seed(3, "grouping", "layer") == 3627468779306541788  # golden: sha256 derivation must not change
+
+
+def test_weight_space_fast_path_equals_the_conductance_path():
+    """The paper's protocol skips the mapping; through the conductance pair it gives the same weights."""
+    w = torch.randn(64, 96) * 0.05
+    fast = devices.gaussian(0.03)
+    assert fast.weight_space and not devices.load_profile("pcm").weight_space
+    pair = map_weight(w, fast.spec.mapping)
+    fast.components[0].apply(pair, generator(4, "program", 1, 2, "l", 0), 0.0)  # realize's stream for component 0
+    got = fast.realize(w, chip=1, program=2, seed=4, layer="l").weight
+    torch.testing.assert_close(got, pair.weight(), rtol=1e-5, atol=1e-6)
+    assert abs((got - w).std().item() / 0.03 - 1) < 0.05

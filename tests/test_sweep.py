@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -96,3 +97,82 @@ def test_unknown_checkpoint_lists_known(tiny_ckpts):
 def test_backbone_reloaded_clean(tiny_dirs):
     bb = load_backbone(tiny_dirs["roberta"])
     assert bb.family == "roberta" and len(bb.linear_layers("all")) == 12
+
+
+# --- device profiles in the sweep -----------------------------------------------------------------------------
+
+
+def test_profile_sweep_grid_times_chips_and_reproducibility(tiny_ckpts, tiny_tsv):
+    kw = dict(profiles=["pcm"], times="1h,1y", chips=2, seeds=2, data=tiny_tsv, progress=False)
+    df = run([tiny_ckpts["stochgrasp"]], **kw).frame
+    per_ckpt = 1 + 2 * 2 * 2  # the clean (ideal) reference once, then chips × programmings × times
+    assert len(df) == 2 * per_ckpt
+    clean = df[df.profile == "ideal"]
+    assert len(clean) == 2 and set(clean["time"]) == {"0s"}
+    noisy = df[df.profile == "pcm"]
+    assert set(noisy["time"]) == {"1h", "1y"} and set(noisy["time_s"]) == {3600.0, 365 * 86400.0}
+    assert set(zip(noisy.chip, noisy.program, strict=True)) == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    again = run([tiny_ckpts["stochgrasp"]], **kw).frame
+    pd.testing.assert_frame_equal(df.drop(columns="seconds"), again.drop(columns="seconds"))
+    other_seed = run([tiny_ckpts["stochgrasp"]], seed=1, **kw).frame
+    assert set(other_seed["seed"]) == {1}
+
+
+def test_set_axis_and_time_needs_drift(tiny_ckpts, tiny_tsv):
+    sets = ["programming.scale=0,3", "drift.compensation=none,global"]
+    df = run([tiny_ckpts["grasp-w"]], profiles=["pcm"], sets=sets, seeds=1, data=tiny_tsv, progress=False).frame
+    pcm = df[df.profile == "pcm"]
+    assert set(zip(pcm["programming.scale"], pcm["drift.compensation"], strict=True)) == {
+        (0, "none"), (0, "global"), (3, "none"), (3, "global")}
+    with pytest.raises(UserError, match="drift component; 'rram' has none"):
+        run([tiny_ckpts["grasp-w"]], profiles=["rram"], times="1d", data=tiny_tsv, progress=False)
+    with pytest.raises(UserError, match="--time"):
+        run([tiny_ckpts["grasp-w"]], profiles=["pcm"], times="1 fortnight", data=tiny_tsv, progress=False)
+    with pytest.raises(UserError, match="--chips 0"):
+        run([tiny_ckpts["grasp-w"]], profiles=["pcm"], chips=0, data=tiny_tsv, progress=False)
+
+
+@pytest.mark.parametrize("name", ["rram", "fefet"])
+def test_runtime_read_noise_hooks_restored_bit_exactly(tiny_ckpts, tiny_tsv, name):
+    from noisesim.devices import load_profile
+
+    bb = checkpoints.build(checkpoints.read(tiny_ckpts["grasp"]))
+    dev = EvalBatches.build(encode(load_table(tiny_tsv), bb.tokenizer, 16), bb.tokenizer.pad_token_id)
+    before = {k: v.clone() for k, v in bb.model.state_dict().items()}
+    clean = logits(bb.model, dev)
+    adapters = adapters_of(bb.model)
+    pw = ProgrammedWeights(adapters)
+    pw.realize(load_profile(name), read=0)
+    assert all(len(a.base._forward_hooks) + len(a.base._forward_pre_hooks) == 1 for a in adapters.values())
+    first, second = logits(bb.model, dev), logits(bb.model, dev)
+    assert not torch.equal(first, second)  # redrawn on every pass / token
+    assert not torch.equal(first, clean)
+    pw.realize(load_profile(name), read=0)  # same read seed: the same sequence of draws
+    assert torch.equal(logits(bb.model, dev), first)
+    pw.restore()
+    assert all(len(a.base._forward_hooks) + len(a.base._forward_pre_hooks) == 0 for a in adapters.values())
+    assert all(torch.equal(bb.model.state_dict()[k], before[k]) for k in before)
+    assert torch.equal(logits(bb.model, dev), clean)
+
+
+def test_variance_components_recover_nested_spread():
+    from noisesim.sweep import variance_components
+
+    gen = np.random.default_rng(0)
+    chips, programs, reads = 300, 4, 4
+    rows = []
+    chip_fx = gen.normal(0, 0.03, chips)
+    for c in range(chips):
+        prog_fx = gen.normal(0, 0.02, programs)
+        for p in range(programs):
+            for r, read_fx in enumerate(gen.normal(0, 0.01, reads)):
+                rows.append({"chip": c, "program": p, "read": r, "accuracy": 0.8 + chip_fx[c] + prog_fx[p] + read_fx})
+    got = variance_components(pd.DataFrame(rows))
+    assert abs(got["sd_chip"] / 0.03 - 1) < 0.1
+    assert abs(got["sd_program"] / 0.02 - 1) < 0.05
+    assert abs(got["sd_read"] / 0.01 - 1) < 0.03
+    assert abs(got["sd_total"] / np.sqrt(0.03**2 + 0.02**2 + 0.01**2) - 1) < 0.1
+    once = pd.DataFrame(rows).query("program == 0")  # one programming per chip: chip not separable
+    assert np.isnan(variance_components(once)["sd_chip"]) and np.isnan(variance_components(once)["sd_program"])
+    single = variance_components(pd.DataFrame(rows[:1]))
+    assert np.isnan(single["sd_chip"]) and single["sd_total"] == 0

@@ -1,35 +1,53 @@
-"""Device noise applied to programmed weights.
+"""Device-model layer: what a chip makes of the weights programmed onto it.
 
-A noise component turns programmed weights into the weights a chip realises. This first
-version has the paper's protocol (``gaussian``): every weight gets an independent
-N(0, σ²) offset, drawn once per realization and held for the whole evaluation pass.
+A *profile* (YAML, ``devices/*.yaml``) maps each weight to a differential pair of conductances and
+lists noise components applied in order: ``gaussian``, ``programming``, ``device_to_device``,
+``read``, ``drift``, ``stuck_at``, ``levels`` (see ``components.py``). A realization is keyed by
+(chip, program, read) seeds, so device-to-device draws stay fixed across re-programmings of a chip.
+
+Notebook use::
+
+    from noisesim import devices
+    pcm = devices.load_profile("pcm")
+    noisy = devices.apply(pcm, weight, t="1d", chip=0, program=0)
 """
 
 from __future__ import annotations
 
 import torch
 
+from noisesim.devices.components import COMPONENTS, DeviceArray, RuntimeRead
+from noisesim.devices.profile import Profile, Realization, known_profiles, load_profile, map_weight
+from noisesim.devices.schema import format_time, parse_time
+from noisesim.errors import UserError
 from noisesim.seeds import generator
 
 
-class GaussianNoise:
-    """w' = w + σ·ε, ε ~ N(0, 1) per weight; σ in weight units (paper Sec. IV-D)."""
-
-    name = "gaussian"
-
-    def __init__(self, sigma: float):
-        if not sigma >= 0:  # also rejects NaN
-            raise ValueError(f"sigma must be >= 0, got {sigma}")
-        self.sigma = float(sigma)
-
-    def apply_(self, weight: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Add one draw in place and return ``weight``."""
-        if self.sigma > 0:
-            noise = torch.randn(weight.shape, generator=gen, dtype=weight.dtype)
-            weight.add_(noise.to(weight.device), alpha=self.sigma)
-        return weight
+def gaussian(sigma: float) -> Profile:
+    """The paper's protocol as a profile: N(0, σ²) added to every programmed weight."""
+    return Profile({"name": "gaussian", "noise": [{"gaussian": {"sigma": float(sigma)}}]}, "<gaussian>")
 
 
-def apply(weight: torch.Tensor, sigma: float, seed: int, layer: str = "") -> torch.Tensor:
-    """A noisy copy of ``weight``: the ``noise`` stream keyed by (seed, layer) draws ε."""
-    return GaussianNoise(sigma).apply_(weight.detach().clone(), generator(seed, "noise", layer))
+def to_seconds(t: str | float) -> float:
+    """'1d' → 86400.0, as a UserError on bad input."""
+    try:
+        return parse_time(t)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def apply(profile: str | Profile, weight: torch.Tensor, t: str | float = 0.0, chip: int = 0, program: int = 0,
+          read: int = 0, seed: int = 0, layer: str = "") -> torch.Tensor:
+    """A noisy copy of ``weight`` as one read of chip ``chip``, programming ``program``, at time ``t``
+    ("1s", "1h", "1d", "1y" or seconds) sees it. Read noise redrawn per pass or per MVM is included as
+    one weight-space draw."""
+    out = load_profile(profile).realize(weight, to_seconds(t), chip, program, read, seed, layer)
+    if out.runtime_read is not None:
+        gen = generator(seed, "read", chip, program, read, layer, "runtime")
+        eps = torch.randn(out.weight.shape, generator=gen, dtype=out.weight.dtype)
+        out.weight.add_(eps.mul_(out.runtime_read.var.sqrt()))
+    return out.weight
+
+
+__all__ = ["COMPONENTS", "DeviceArray", "Profile", "Realization", "RuntimeRead", "apply", "format_time", "gaussian",
+           "known_profiles", "load_profile", "map_weight", "parse_time", "to_seconds"]

@@ -7,33 +7,94 @@ from pathlib import Path
 import pandas as pd
 
 
+def varying(frame: pd.DataFrame) -> list[str]:
+    """Axis columns other than checkpoint whose values differ between rows (σ, --set paths, time)."""
+    from noisesim.sweep import axis_columns
+
+    return [c for c in axis_columns(frame) if c != "checkpoint" and frame[c].nunique(dropna=False) > 1]
+
+
 def pivot_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """σ down, checkpoints across, cells 'mean ± std' in percent."""
+    """The varying axes down, checkpoints across, cells 'mean ± std' in percent."""
     text = [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(summary["mean"], summary["std"], strict=True)]
-    cell = summary.assign(text=text)
-    table = cell.pivot(index="sigma", columns="checkpoint", values="text")
+    index = [c for c in varying(summary) if c != "time"] + (["time"] if "time" in varying(summary) else [])
+    index = index or ["profile"]
+    keys = [c if c != "time" else "time_s" for c in index]
+    appearance = {c: {v: i for i, v in enumerate(dict.fromkeys(summary[c]))} for c in keys
+                  if not pd.api.types.is_numeric_dtype(summary[c])}
+    cell = summary.assign(text=text).sort_values(
+        keys, kind="stable", key=lambda col: col.map(appearance[col.name]) if col.name in appearance else col)
+    cell[index] = cell[index].astype(object).where(cell[index].notna(), "")
+    table = cell.pivot_table(index=index, columns="checkpoint", values="text", aggfunc="first", sort=False)
     return table[list(dict.fromkeys(summary["checkpoint"]))]
 
 
+def plot_axis(frame: pd.DataFrame) -> str:
+    """What to put on the x axis: time if it varies, else σ, else the first varying --set path (the
+    clean reference rows do not count)."""
+    noisy = frame[frame["profile"] != "ideal"] if "profile" in frame else frame
+    axes = varying(noisy if len(noisy) else frame)
+    if "time" in axes:
+        return "time"
+    if "sigma" in axes:
+        return "sigma"
+    return next((c for c in axes if "." in c), "profile")
+
+
 def plot_accuracy(frame: pd.DataFrame, path: Path, chance: float | None = None, x: str = "sigma") -> Path:
-    """Accuracy vs σ, mean ± std over seeds, one line per checkpoint (paper Fig. 6)."""
+    """Accuracy vs σ (paper Fig. 6), vs time (log axis) or vs a profile parameter: mean ± std over
+    realizations, one line per checkpoint × other varying setting; clean accuracy as dotted lines
+    when x is time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    for name, part in frame.groupby("checkpoint", sort=False):
-        stats = part.groupby(x)["accuracy"].agg(["mean", "std"]).fillna(0.0).reset_index()
-        ax.errorbar(stats[x], 100 * stats["mean"], yerr=100 * stats["std"], marker="o", capsize=3, label=name)
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    xcol = "time_s" if x == "time" else x
+    data = frame
+    if "profile" in frame and x != "profile" and (frame["profile"] == "ideal").any():
+        # the clean reference of a device sweep: dotted lines, not points on the x axis
+        clean = frame[frame["profile"] == "ideal"]
+        data = frame[frame["profile"] != "ideal"]
+        for i, (name, part) in enumerate(clean.groupby("checkpoint", sort=False)):
+            ax.axhline(100 * part["accuracy"].mean(), color=f"C{i}", linestyle=":", linewidth=1,
+                       label=f"{name} (clean)")
+    if x == "time":
+        data = data[data["time_s"] > 0]
+    rest = [c for c in varying(data) if c not in (x, "time")]
+    categorical = not pd.api.types.is_numeric_dtype(data[xcol])
+    order = list(dict.fromkeys(data[xcol]))  # categories in the order the sweep ran them
+    lines = list(data.groupby(["checkpoint", *rest], sort=False, dropna=False))
+    width = 0.8 / max(len(lines), 1)
+    for i, (name, part) in enumerate(lines):
+        label = " · ".join(str(v) if not isinstance(k, str) or "." not in k else f"{k}={v}"
+                           for k, v in zip(["checkpoint", *rest], (name if isinstance(name, tuple) else (name,)),
+                                           strict=True) if not (isinstance(v, float) and pd.isna(v)))
+        stats = part.groupby(xcol, sort=not categorical)["accuracy"].agg(["mean", "std"]).fillna(0.0).reset_index()
+        if categorical:  # grouped bars, one group per category
+            pos = [order.index(v) + (i - (len(lines) - 1) / 2) * width for v in stats[xcol]]
+            ax.bar(pos, 100 * stats["mean"], width, yerr=100 * stats["std"], capsize=3, label=label)
+        else:
+            ax.errorbar(stats[xcol], 100 * stats["mean"], yerr=100 * stats["std"], marker="o", capsize=3, label=label)
+    if categorical:
+        ax.set_xticks(range(len(order)), [str(v) for v in order])
+        low = 100 * data.groupby([xcol, "checkpoint"])["accuracy"].mean().min()
+        ax.set_ylim(max(0.0, min(low, 100 * (chance or 1)) - 5), 100)
     if chance is not None:
         ax.axhline(100 * chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({100 * chance:.1f} %)")
-    ax.set_xlabel("injected weight noise σ" if x == "sigma" else x)
+    if x == "time":
+        ax.set_xscale("log")
+        ticks = sorted(data["time_s"].unique())
+        ax.set_xticks(ticks, [str(v) for v in data.drop_duplicates("time_s").sort_values("time_s")["time"]])
+        ax.minorticks_off()
+    ax.set_xlabel({"sigma": "injected weight noise σ", "time": "time since programming"}.get(x, x))
     ax.set_ylabel("accuracy (%)")
-    data = frame["data"].iloc[0] if "data" in frame and len(frame) else ""
-    ax.set_title(f"Robustness under per-weight Gaussian noise ({data})")
+    source = frame["data"].iloc[0] if "data" in frame and len(frame) else ""
+    profiles = ", ".join(p for p in dict.fromkeys(frame["profile"]) if p != "ideal") if "profile" in frame else ""
+    ax.set_title(f"Accuracy on {source} under device noise ({profiles})", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The shipped checkpoints on every shipped device profile, and PCM with stronger programming noise.
+set -euo pipefail
+export HF_HUB_OFFLINE=1
+noisesim sweep --ckpt sst2-stoch --ckpt sst2-grasp --profile rram --profile fefet --chips 2 --seeds 2 \
+  --out experiments/devices/results
+noisesim sweep --ckpt sst2-stoch --ckpt sst2-grasp --profile pcm --time 1d --set programming.scale=2,4,8 \
+  --seeds 3 --out experiments/devices/pcm-programming-scale

@@ -1,0 +1,244 @@
+"""YAML schema of a device profile (pydantic), time parsing, and readable validation errors.
+
+A profile is::
+
+    name: pcm                      # optional; defaults to the file name
+    description: ...               # free text (source, units)
+    mapping: {g_max: 25.0, g_min: 0.0, scale: column, clip_sigma: null}
+    noise:                         # applied in this order
+      - programming: {coefficients: [0.26348, 1.965, -1.1731], reference_g_max: 25.0}
+      - drift: {t0: 20s, compensation: global}
+
+Conductances are in µS. Every component's parameters are checked here; the physics is in
+``components.py``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from noisesim.errors import UserError
+
+UNITS = {"s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0,
+         "y": 365.0 * 86400.0}
+TIME_HELP = "a number of seconds or NUMBER+UNIT with unit s, min, h, d, w, y (e.g. 20s, 1h, 30d, 1y)"
+
+
+def parse_time(value: Any) -> float:
+    """'1h' → 3600.0; plain numbers are seconds. Raises ValueError naming the allowed forms."""
+    if isinstance(value, bool):
+        raise ValueError(f"time {value!r} is not {TIME_HELP}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]*)\s*", str(value).lower())
+        if not match or match.group(2) not in {"", *UNITS}:
+            raise ValueError(f"time {value!r} is not {TIME_HELP}")
+        seconds = float(match.group(1)) * UNITS.get(match.group(2), 1.0)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"time {value!r} must be finite and >= 0 ({TIME_HELP})")
+    return seconds
+
+
+def format_time(seconds: float) -> str:
+    """3600.0 → '1h'; the largest unit that divides evenly (a sweep's time labels)."""
+    for unit in ("y", "d", "h", "min", "s"):
+        count = seconds / UNITS[unit]
+        if seconds >= UNITS[unit] and abs(count - round(count)) < 1e-9:
+            return f"{round(count)}{unit}"
+    return f"{seconds:g}s"
+
+
+Seconds = Annotated[float, BeforeValidator(parse_time)]
+NonNeg = Annotated[float, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Mapping(Spec):
+    """Weight → differential pair (G+, G−): w = k·(G+ − G−) with k = scale/(g_max − g_min)."""
+
+    g_max: float = Field(25.0, gt=0, description="µS, conductance the largest |w| maps to")
+    g_min: NonNeg = Field(0.0, description="µS, conductance of an unused device (w = 0)")
+    scale: Literal["tensor", "column"] = Field("tensor", description="abs-max per tensor or per output column")
+    clip_sigma: float | None = Field(None, gt=0, description="clip weights to ±clip_sigma·std before mapping")
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.g_min >= self.g_max:
+            raise ValueError(f"g_min ({self.g_min}) must be below g_max ({self.g_max})")
+        return self
+
+
+class GaussianSpec(Spec):
+    sigma: NonNeg = 0.0
+    relative_to: Literal["weight", "g_max", "absmax", "value"] = "weight"
+
+
+class ProgrammingSpec(Spec):
+    coefficients: list[float] = Field(min_length=1)
+    reference_g_max: float | None = Field(None, gt=0)
+    scale: NonNeg = 1.0
+
+    @model_validator(mode="after")
+    def _finite(self):
+        if not all(math.isfinite(c) for c in self.coefficients):
+            raise ValueError("coefficients must be finite numbers")
+        return self
+
+
+class DeviceToDeviceSpec(Spec):
+    gain_std: NonNeg = 0.0
+    offset_std: NonNeg = 0.0
+    scale: NonNeg = 1.0
+
+
+class ReadSpec(Spec):
+    sigma: NonNeg = 0.0
+    relative_to: Literal["g_max", "value"] = "g_max"
+    per: Literal["evaluation", "pass", "mvm"] = "evaluation"
+    scale: NonNeg = 1.0
+
+
+class LogFit(Spec):
+    """clip(a·ln(g/g_max) + b, min, max)."""
+
+    a: float
+    b: float
+    min: float = -math.inf
+    max: float = math.inf
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class FlickerSpec(Spec):
+    """1/f read noise: σ/|g| = clip(q / max((g/g_max)^exponent, g_floor), q_max)·sqrt(ln((t+t_read)/(2 t_read)))."""
+
+    q: NonNeg = 0.0088
+    exponent: float = 0.65
+    q_max: NonNeg = 0.2
+    g_floor: float = Field(1e-3, gt=0)
+    t_read: Seconds = Field(250e-9, gt=0)
+    scale: NonNeg = 1.0
+
+
+class DriftSpec(Spec):
+    t0: Seconds = Field(20.0, gt=0)
+    nu_mean: LogFit = LogFit(a=-0.0155, b=0.0244, min=0.049, max=0.1)
+    nu_std: LogFit = LogFit(a=-0.0125, b=-0.0059, min=0.008, max=0.045)
+    scale: NonNeg = 1.0
+    read_noise: FlickerSpec | None = None
+    compensation: Literal["none", "global"] = "none"
+
+
+class StuckAtSpec(Spec):
+    at_g_min: Fraction = 0.0
+    at_g_max: Fraction = 0.0
+
+    @model_validator(mode="after")
+    def _total(self):
+        if self.at_g_min + self.at_g_max > 1:
+            raise ValueError(f"at_g_min + at_g_max = {self.at_g_min + self.at_g_max} exceeds 1")
+        return self
+
+
+class LevelsSpec(Spec):
+    n: int = Field(ge=2)
+
+
+SPECS: dict[str, type[Spec]] = {
+    "gaussian": GaussianSpec, "programming": ProgrammingSpec, "device_to_device": DeviceToDeviceSpec,
+    "read": ReadSpec, "drift": DriftSpec, "stuck_at": StuckAtSpec, "levels": LevelsSpec,
+}
+
+
+class ProfileSpec(Spec):
+    name: str | None = None
+    description: str = ""
+    mapping: Mapping = Mapping()
+    noise: list[tuple[str, Spec]] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _components(cls, data: Any):
+        """Each ``noise`` item is a one-key mapping {component: parameters}."""
+        if not isinstance(data, dict) or not isinstance(data.get("noise", []), list):
+            return data
+        items = []
+        for i, item in enumerate(data.get("noise") or []):
+            if not isinstance(item, dict) or len(item) != 1:
+                raise PathError(f"noise[{i}]", f"must be a one-key mapping like '- drift: {{...}}'"
+                                f" (components: {', '.join(SPECS)})")
+            (kind, params), = item.items()
+            if kind not in SPECS:
+                hint = difflib.get_close_matches(str(kind), SPECS, n=1)
+                raise PathError(f"noise[{i}]", f"unknown component {kind!r}"
+                                + (f" (did you mean {hint[0]!r}?)" if hint else "") + f"; allowed: {', '.join(SPECS)}")
+            try:
+                items.append((kind, SPECS[kind].model_validate(params if params is not None else {})))
+            except ValidationError as exc:
+                raise PathError(f"noise[{i}].{kind}", exc, SPECS[kind]) from None
+        later = [k for k, s in items[:-1] if k == "read" and s.per != "evaluation"]
+        if later:
+            raise PathError("noise", "a read component with per: pass or per: mvm acts at run time and must"
+                            " be the last component")
+        return {**data, "noise": items}
+
+
+class PathError(ValueError):
+    """A validation error already located at a field path."""
+
+    def __init__(self, path: str, problem: str | ValidationError, spec: type[Spec] | None = None):
+        if isinstance(problem, ValidationError):
+            sub, problem = describe(problem, spec)
+            path = f"{path}.{sub}" if sub else path
+        super().__init__(f"{path}: {problem}")
+
+
+def describe(exc: ValidationError, spec: type[BaseModel] | None = None) -> tuple[str, str]:
+    """(field path, message) of a pydantic error, with the allowed keys for unknown ones."""
+    err = exc.errors()[0]
+    path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"]).replace(".[", "[")
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden" and spec is not None:
+        model = spec
+        for part in err["loc"][:-1]:
+            field = model.model_fields.get(str(part))
+            inner = getattr(field, "annotation", None) if field else None
+            model = next((a for a in getattr(inner, "__args__", (inner,)) if isinstance(a, type)
+                          and issubclass(a, BaseModel)), model)
+        hint = difflib.get_close_matches(str(err["loc"][-1]), model.model_fields, n=1)
+        msg = ("unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+               + f"; allowed: {', '.join(model.model_fields)}")
+    elif "input" in err and err["type"] not in ("missing",):
+        msg = f"{msg} (got {err['input']!r})"
+    return path, msg
+
+
+def validate(data: Any, source: str) -> ProfileSpec:
+    """A checked profile, or UserError '<source>: <field path>: <problem>'."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a profile must be a YAML mapping with keys {', '.join(ProfileSpec.model_fields)}")
+    try:
+        return ProfileSpec.model_validate(data)
+    except PathError as exc:
+        raise UserError(f"{source}: {exc}") from None
+    except ValidationError as exc:
+        errors = exc.errors()
+        inner = errors[0].get("ctx", {}).get("error")
+        if isinstance(inner, PathError):
+            raise UserError(f"{source}: {inner}") from None
+        path, msg = describe(exc, ProfileSpec)
+        raise UserError(f"{source}: {path}: {msg}") from None
