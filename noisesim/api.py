@@ -65,20 +65,64 @@ def sigma_summary(sig: torch.Tensor) -> dict[str, float]:
 def sweep(ckpts: list[str], sigmas=None, seeds: int = 3, data: str = "sst2-dev", twin: bool = True,
           out: str | Path | None = None, progress: bool = True, profiles: list[str] | None = None,
           times: str | list | None = None, chips: int = 1, reads: int = 1, sets: list[str] | dict | None = None,
-          seed: int = 0) -> tuple[SweepResult, dict[str, Path] | None]:
-    """Run a sweep; with ``out`` (or out='auto') also write its files. Returns (result, written paths).
+          seed: int = 0, csv: bool = False, workers: int = 1, backend: str = "local",
+          ray_address: str | None = None) -> tuple[SweepResult, dict[str, Path] | None]:
+    """Run a sweep; with ``out`` (a folder, or 'auto') store every cell there as it finishes, skip cells
+    already stored, and write the summary, plot and sweep.json. Returns (result, written paths).
 
     ``sigmas`` sweeps the paper's Gaussian noise; ``profiles`` names device profiles (``pcm``, a YAML
     path); ``times`` ('1s,1h,1d,1y'), ``chips`` × ``seeds`` programmings per chip × ``reads`` are the
     realizations; ``sets`` ({'programming.scale': [0.5, 1, 2]} or ['programming.scale=0.5,1,2'])
-    sweeps profile parameters."""
-    result = run(ckpts, sigmas, seeds=seeds, data=data, twin=twin, progress=progress, profiles=profiles,
-                 times=times, chips=chips, reads=reads, sets=sets, seed=seed)
-    if out is None:
-        return result, None
+    sweeps profile parameters; ``workers`` local processes or ``backend='ray'`` run the cells."""
     if out == "auto":
         out = Path.cwd() / f"noisesim-sweep-{datetime.now():%Y%m%d-%H%M%S}"
-    return result, save(result, Path(out))
+    result = run(ckpts, sigmas, seeds=seeds, data=data, twin=twin, progress=progress, profiles=profiles,
+                 times=times, chips=chips, reads=reads, sets=sets, seed=seed, out=out, workers=workers,
+                 backend=backend, ray_address=ray_address)
+    if out is None:
+        return result, None
+    return result, save(result, Path(out), csv=csv)
 
 
-__all__ = ["train_checkpoint", "sweep", "summarize"]
+SWEEP_KEYS = {"ckpt": (str, list), "sigma": (str, float, list), "profile": (str, list), "time": (str, list),
+              "set": (list, dict), "chips": int, "seeds": int, "reads": int, "seed": int, "data": str,
+              "twin": bool, "out": str, "csv": bool, "workers": int, "backend": str, "ray_address": str}
+
+
+def load_sweep_config(path: str | Path) -> dict:
+    """A sweep described in YAML (keys as the CLI's options: ckpt, sigma, profile, time, set, chips, seeds,
+    reads, seed, data, twin, out, csv, workers, backend, ray_address)."""
+    import difflib
+
+    import yaml
+
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UserError(f"--config {path}: cannot read it ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"--config {path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(config, dict):
+        raise UserError(f"--config {path}: must be a YAML mapping of sweep options ({', '.join(SWEEP_KEYS)})")
+    for key, value in config.items():
+        if key not in SWEEP_KEYS:
+            hint = difflib.get_close_matches(str(key), SWEEP_KEYS, n=1)
+            raise UserError(f"--config {path}: unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                            + f"; allowed: {', '.join(SWEEP_KEYS)}")
+        kinds = SWEEP_KEYS[key] if isinstance(SWEEP_KEYS[key], tuple) else (SWEEP_KEYS[key],)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise UserError(f"--config {path}: {key} must be {' or '.join(k.__name__ for k in kinds)},"
+                            f" got {value!r}")
+    for key in ("ckpt", "profile"):
+        if isinstance(config.get(key), str):
+            config[key] = [config[key]]
+    if isinstance(config.get("sigma"), list | float):
+        items = config["sigma"] if isinstance(config["sigma"], list) else [config["sigma"]]
+        config["sigma"] = ",".join(str(v) for v in items)
+    if isinstance(config.get("time"), list):
+        config["time"] = ",".join(str(v) for v in config["time"])
+    return config
+
+
+__all__ = ["load_sweep_config", "summarize", "sweep", "train_checkpoint"]

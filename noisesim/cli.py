@@ -89,7 +89,7 @@ def train(
 @app.command()
 @user_errors
 def sweep(
-    ckpt: list[str] = typer.Option(..., "--ckpt", help="checkpoint name or folder (repeatable)"),
+    ckpt: list[str] = typer.Option([], "--ckpt", help="checkpoint name or folder (repeatable)"),
     sigma: str | None = typer.Option(None, help="comma-separated σ of per-weight Gaussian noise (the paper's"
                                      " protocol; default 0.01,0.02,0.05 when no --profile is given)"),
     profile: list[str] = typer.Option([], "--profile", help="device profile name or YAML file (repeatable);"
@@ -97,40 +97,97 @@ def sweep(
     time: str | None = typer.Option(None, "--time", help="times since programming, e.g. 1s,1h,1d,1y (drift)"),
     set_: list[str] = typer.Option([], "--set", help="sweep a profile parameter: COMPONENT.FIELD=V1,V2"
                                    " (e.g. programming.scale=0.5,1,2; repeatable)"),
-    chips: int = typer.Option(1, help="chips (device-to-device draws) per setting"),
-    seeds: int = typer.Option(3, help="programmings per chip (noise realizations per setting)"),
-    reads: int = typer.Option(1, help="reads per programming (read-noise draws)"),
-    seed: int = typer.Option(0, help="base seed of the chip / program / read streams"),
-    data: str = typer.Option("sst2-dev", help="sst2-dev, sst2-train, or a TSV/CSV with sentence,label"),
-    twin: bool = typer.Option(True, help="also sweep each StochGRASP checkpoint's deterministic twin"),
-    out: Path | None = typer.Option(None, help="results folder (default: ./noisesim-sweep-<time>)"),
+    chips: int | None = typer.Option(None, help="chips (device-to-device draws) per setting [default: 1]"),
+    seeds: int | None = typer.Option(None, help="programmings per chip (noise realizations) [default: 3]"),
+    reads: int | None = typer.Option(None, help="reads per programming (read-noise draws) [default: 1]"),
+    seed: int | None = typer.Option(None, help="base seed of the chip / program / read streams [default: 0]"),
+    data: str | None = typer.Option(None, help="sst2-dev (default), sst2-train, or a TSV/CSV with sentence,label"),
+    twin: bool | None = typer.Option(None, "--twin/--no-twin", help="also sweep each StochGRASP checkpoint's"
+                                     " deterministic twin [default: twin]"),
+    out: Path | None = typer.Option(None, help="results folder; rerunning into it skips finished cells"
+                                    " (default: ./noisesim-sweep-<time>)"),
+    csv: bool | None = typer.Option(None, "--csv/--no-csv", help="also write results.csv [default: no-csv]"),
+    workers: int | None = typer.Option(None, help="local worker processes [default: 1, in this process]"),
+    backend: str | None = typer.Option(None, help="local | ray [default: local]"),
+    ray_address: str | None = typer.Option(None, help="Ray cluster: auto or HOST:PORT (default: a local instance)"),
+    config: Path | None = typer.Option(None, help="sweep described in YAML; options given here override it"),
 ):
-    """Evaluate checkpoints under device noise: table, CSV and plot."""
+    """Evaluate checkpoints under device noise: table, results store and plot."""
+    from noisesim.api import load_sweep_config
     from noisesim.api import sweep as run_sweep
     from noisesim.report import pivot_table
     from noisesim.sweep import summarize
 
-    if sigma is None and not profile:
-        sigma = "0.01,0.02,0.05"
-    result, paths = run_sweep(ckpt, sigma, seeds=seeds, data=data, twin=twin, out=out or "auto", profiles=profile,
-                              times=time, chips=chips, reads=reads, sets=set_, seed=seed)
+    given = {"ckpt": ckpt or None, "sigma": sigma, "profile": profile or None, "time": time, "set": set_ or None,
+             "chips": chips, "seeds": seeds, "reads": reads, "seed": seed, "data": data, "twin": twin,
+             "out": str(out) if out is not None else None, "csv": csv, "workers": workers, "backend": backend,
+             "ray_address": ray_address}
+    merged = {**(load_sweep_config(config) if config is not None else {}),
+              **{k: v for k, v in given.items() if v is not None}}
+    defaults = {"chips": 1, "seeds": 3, "reads": 1, "seed": 0, "data": "sst2-dev", "twin": True, "csv": False,
+                "workers": 1, "backend": "local"}
+    o = {**defaults, **merged}
+    if not o.get("ckpt"):
+        raise UserError("no checkpoint given (use --ckpt NAME, or ckpt: in --config)")
+    if o.get("sigma") is None and not o.get("profile"):
+        o["sigma"] = "0.01,0.02,0.05"
+    result, paths = run_sweep(o["ckpt"], o.get("sigma"), seeds=o["seeds"], data=o["data"], twin=o["twin"],
+                              out=o.get("out") or "auto", profiles=o.get("profile"), times=o.get("time"),
+                              chips=o["chips"], reads=o["reads"], sets=o.get("set"), seed=o["seed"], csv=o["csv"],
+                              workers=o["workers"], backend=o["backend"], ray_address=o.get("ray_address"))
     summary = summarize(result.frame)
-    typer.echo(f"accuracy (%) on {data}, mean ± std over {chips} chip(s) × {seeds} programming(s) × {reads} read(s)"
-               f"{' (σ=0: clean)' if sigma is not None else ' (ideal: clean)'}")
+    reused = result.meta.get("cells_reused", 0)
+    typer.echo(f"accuracy (%) on {o['data']}, mean ± std over {o['chips']} chip(s) × {o['seeds']} programming(s)"
+               f" × {o['reads']} read(s){' (σ=0: clean)' if o.get('sigma') is not None else ' (ideal: clean)'}"
+               + (f"; {reused} of {result.meta['cells']} cells were already stored" if reused else ""))
     typer.echo(pivot_table(summary).to_string())
-    if chips > 1 or reads > 1:
+    if o["chips"] > 1 or o["reads"] > 1:
         parts = summary[summary["count"] > 1]
         if len(parts):
             typer.echo("spread (std, points): " + ", ".join(
                 f"{name} {100 * parts[col].mean():.2f}" for name, col in
                 (("total", "sd_total"), ("chip", "sd_chip"), ("programming", "sd_program"), ("read", "sd_read"))
                 if parts[col].notna().any()) + " (mean over settings; summary.csv has each)")
-            if chips > 1 and seeds == 1:
+            if o["chips"] > 1 and o["seeds"] == 1:
                 typer.echo("  (one programming per chip: chip and programming variation are not separable;"
                            " use --seeds 2 or more)")
     typer.echo(f"chance (majority class): {100 * result.chance:.1f} %")
     for path in paths.values():
         typer.echo(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def plot(
+    results: Path = typer.Argument(..., help="a sweep's output folder"),
+    x: str | None = typer.Option(None, help="sigma | time | a --set path (default: what varies)"),
+    hue: str = typer.Option("checkpoint", help="one line per value of this column"),
+    col: str | None = typer.Option(None, help="one panel per value of this column (e.g. profile)"),
+    out: Path | None = typer.Option(None, help="file stem (default: RESULTS/accuracy_vs_X); writes .png and .svg"),
+):
+    """Plot a stored sweep: accuracy vs σ or time (log axis), PNG and SVG."""
+    from noisesim.report import plot_axis, plot_grid
+    from noisesim.sweep import load
+
+    result = load(results)
+    x = x or plot_axis(result.frame)
+    stem = out or Path(results) / f"accuracy_vs_{x}"
+    for path in plot_grid(result.frame, stem, x=x, hue=hue, col=col, chance=result.chance):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def report(results: Path = typer.Argument(..., help="a sweep's output folder"),
+           out: Path | None = typer.Option(None, help="also write the Markdown to this file")):
+    """A Markdown table of a stored sweep's summary (mean ± std, 95 % interval, spread by level)."""
+    from noisesim.report import markdown_report
+    from noisesim.sweep import load
+
+    text = markdown_report(load(results))
+    typer.echo(text)
+    if out is not None:
+        out.write_text(text + "\n")
 
 
 profiles_app = typer.Typer(no_args_is_help=True, help="Device profiles: list, show, validate.")
@@ -164,7 +221,7 @@ def profiles_validate(files: list[Path] = typer.Argument(..., help="YAML files t
     from noisesim.devices import load_profile
 
     for file in files:
-        prof = load_profile(str(file)) if str(file).endswith((".yaml", ".yml")) else load_profile(file)
+        prof = load_profile(str(file))
         typer.echo(f"ok {file}: {', '.join(c.key for c in prof.components) or 'no noise'}")
 
 

@@ -28,7 +28,7 @@ def test_sweep_writes_table_csv_and_plot(tiny_ckpts, tiny_tsv, tmp_path):
                     "--data", tiny_tsv, "--out", out)
     assert result.exit_code == 0, result.output
     assert "± " in result.output and "chance" in result.output
-    df = pd.read_csv(out / "results.csv")
+    df = pd.read_parquet(out / "results.parquet")
     assert set(df.columns) >= {"checkpoint", "sigma", "seed", "accuracy"}
     assert len(df) == 2 * (1 + 2 * 2)
     png = (out / "accuracy_vs_sigma.png").read_bytes()
@@ -41,7 +41,7 @@ def test_sweep_on_csv_data(tiny_ckpts, tiny_tsv, tmp_path):
     result = invoke("sweep", "--ckpt", tiny_ckpts["grasp"], "--sigma", "0.01", "--seeds", "1",
                     "--data", csv, "--out", tmp_path / "o")
     assert result.exit_code == 0, result.output
-    assert pd.read_csv(tmp_path / "o" / "results.csv")["n"].iloc[0] == 40
+    assert pd.read_parquet(tmp_path / "o" / "results.parquet")["n"].iloc[0] == 40
 
 
 @pytest.mark.parametrize("sigma,fragment", [("0.01,-0.02", "'-0.02'"), ("nan", "'nan'"), ("0.01,abc", "'abc'")])
@@ -98,7 +98,7 @@ def test_profile_sweep_over_time_writes_time_plot(tiny_ckpts, tiny_tsv, tmp_path
                     "--out", out)
     assert result.exit_code == 0, result.output
     assert "1y" in result.output and "spread (std, points)" in result.output
-    df = pd.read_csv(out / "results.csv")
+    df = pd.read_parquet(out / "results.parquet")
     assert len(df) == 1 + 2 * 2 * 2 * 2  # clean + compensation × times × chips × reads
     summary = pd.read_csv(out / "summary.csv")
     assert {"sd_chip", "sd_program", "sd_read", "ci95_low", "ci95_high"} <= set(summary.columns)

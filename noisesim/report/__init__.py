@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from noisesim.errors import UserError
+
 
 def varying(frame: pd.DataFrame) -> list[str]:
     """Axis columns other than checkpoint whose values differ between rows (σ, --set paths, time)."""
@@ -41,36 +43,77 @@ def plot_axis(frame: pd.DataFrame) -> str:
     return next((c for c in axes if "." in c), "profile")
 
 
-def plot_accuracy(frame: pd.DataFrame, path: Path, chance: float | None = None, x: str = "sigma") -> Path:
+def plot_accuracy(frame: pd.DataFrame, path: Path, chance: float | None = None, x: str = "sigma",
+                  fmt: str | None = None) -> Path:
     """Accuracy vs σ (paper Fig. 6), vs time (log axis) or vs a profile parameter: mean ± std over
-    realizations, one line per checkpoint × other varying setting; clean accuracy as dotted lines
-    when x is time."""
+    realizations, one line per checkpoint × other varying setting; clean accuracy as dotted lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
+    draw(ax, frame, x, chance)
+    source = frame["data"].iloc[0] if "data" in frame and len(frame) else ""
+    profiles = ", ".join(p for p in dict.fromkeys(frame["profile"]) if p != "ideal") if "profile" in frame else ""
+    ax.set_title(f"Accuracy on {source} under device noise ({profiles})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, format=fmt)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_grid(frame: pd.DataFrame, stem: Path, x: str, hue: str = "checkpoint", col: str | None = None,
+              chance: float | None = None) -> list[Path]:
+    """One panel per value of ``col`` (or one panel), lines per ``hue``; written as STEM.png and STEM.svg."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name in (x if x != "time" else "time_s", hue, col):
+        if name is not None and name not in frame:
+            known = ", ".join(c for c in frame.columns if c in ("checkpoint", "profile", "sigma", "time") or "." in c)
+            raise UserError(f"column {name!r} is not in these results (axes here: {known})")
+    panels = [(None, frame)] if col is None else [
+        (v, frame[(frame[col] == v) | (frame["profile"] == "ideal")] if col == "profile" else frame[frame[col] == v])
+        for v in dict.fromkeys(frame[col]) if not (col == "profile" and v == "ideal")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.2), dpi=120, squeeze=False)
+    for ax, (value, part) in zip(axes[0], panels, strict=True):
+        draw(ax, part, x, chance, hue=hue)
+        ax.set_title(f"{col} = {value}" if col else f"accuracy on {part['data'].iloc[0]}", fontsize=10)
+    fig.tight_layout()
+    paths = [Path(f"{stem}.png"), Path(f"{stem}.svg")]
+    for path in paths:
+        fig.savefig(path)
+    plt.close(fig)
+    return paths
+
+
+def draw(ax, frame: pd.DataFrame, x: str, chance: float | None, hue: str = "checkpoint") -> None:
+    """Mean ± std of accuracy against ``x`` on one axes: lines for numbers (log axis for time), grouped
+    bars for categories; the clean reference of a device sweep as dotted lines."""
     xcol = "time_s" if x == "time" else x
     data = frame
     if "profile" in frame and x != "profile" and (frame["profile"] == "ideal").any():
-        # the clean reference of a device sweep: dotted lines, not points on the x axis
         clean = frame[frame["profile"] == "ideal"]
         data = frame[frame["profile"] != "ideal"]
-        for i, (name, part) in enumerate(clean.groupby("checkpoint", sort=False)):
+        for i, (name, part) in enumerate(clean.groupby(hue if hue in clean else "checkpoint", sort=False)):
             ax.axhline(100 * part["accuracy"].mean(), color=f"C{i}", linestyle=":", linewidth=1,
                        label=f"{name} (clean)")
     if x == "time":
         data = data[data["time_s"] > 0]
-    rest = [c for c in varying(data) if c not in (x, "time")]
+    rest = [c for c in varying(data) if c not in (x, "time", hue)]
+    keys = [hue, *[c for c in ["checkpoint", *rest] if c != hue]] if hue != "checkpoint" else ["checkpoint", *rest]
+    keys = [k for k in dict.fromkeys(keys) if k in data and (k in (hue, "checkpoint") or k in rest)]
     categorical = not pd.api.types.is_numeric_dtype(data[xcol])
     order = list(dict.fromkeys(data[xcol]))  # categories in the order the sweep ran them
-    lines = list(data.groupby(["checkpoint", *rest], sort=False, dropna=False))
+    lines = list(data.groupby(keys, sort=False, dropna=False))
     width = 0.8 / max(len(lines), 1)
     for i, (name, part) in enumerate(lines):
-        label = " · ".join(str(v) if not isinstance(k, str) or "." not in k else f"{k}={v}"
-                           for k, v in zip(["checkpoint", *rest], (name if isinstance(name, tuple) else (name,)),
-                                           strict=True) if not (isinstance(v, float) and pd.isna(v)))
+        label = " · ".join(str(v) if "." not in k else f"{k}={v}"
+                           for k, v in zip(keys, (name if isinstance(name, tuple) else (name,)), strict=True)
+                           if not (isinstance(v, float) and pd.isna(v)))
         stats = part.groupby(xcol, sort=not categorical)["accuracy"].agg(["mean", "std"]).fillna(0.0).reset_index()
         if categorical:  # grouped bars, one group per category
             pos = [order.index(v) + (i - (len(lines) - 1) / 2) * width for v in stats[xcol]]
@@ -90,12 +133,34 @@ def plot_accuracy(frame: pd.DataFrame, path: Path, chance: float | None = None, 
         ax.minorticks_off()
     ax.set_xlabel({"sigma": "injected weight noise σ", "time": "time since programming"}.get(x, x))
     ax.set_ylabel("accuracy (%)")
-    source = frame["data"].iloc[0] if "data" in frame and len(frame) else ""
-    profiles = ", ".join(p for p in dict.fromkeys(frame["profile"]) if p != "ideal") if "profile" in frame else ""
-    ax.set_title(f"Accuracy on {source} under device noise ({profiles})", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+
+
+def markdown_report(result) -> str:
+    """The summary of a sweep as Markdown: one row per setting, checkpoints across, then the spread."""
+    from noisesim.sweep import summarize
+
+    summary = summarize(result.frame)
+    table = pivot_table(summary).reset_index()
+    lines = [f"# Sweep on {result.meta.get('data', result.frame['data'].iloc[0])}: accuracy (%), mean ± std",
+             "", "| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    if result.chance is not None:
+        lines += ["", f"Chance (majority class): {100 * result.chance:.1f} %."]
+    cols = ["checkpoint", *[c for c in varying(summary) if c != "time"],
+            *(["time"] if "time" in varying(summary) else []), "count", "mean", "ci95_low", "ci95_high",
+            "sd_chip", "sd_program", "sd_read"]
+    detail = summary[summary["count"] > 1][[c for c in dict.fromkeys(cols) if c in summary]]
+    if len(detail):
+        lines += ["", "## 95 % intervals and spread by level (accuracy points)", "",
+                  "| " + " | ".join(detail.columns) + " |", "|" + "---|" * len(detail.columns)]
+        for row in detail.itertuples(index=False):
+            cells = [f"{100 * v:.2f}" if isinstance(v, float) and name not in ("sigma",) and name != "count"
+                     and not name.count(".") else str(v) for name, v in zip(detail.columns, row, strict=True)]
+            lines.append("| " + " | ".join(c.replace("nan", "—") for c in cells) + " |")
+    meta = result.meta
+    if meta:
+        lines += ["", f"noisesim {meta.get('noisesim_version')} (commit {meta.get('git_commit')}),"
+                  f" torch {meta.get('torch')}; {meta.get('cells', len(result.frame))} cells."]
+    return "\n".join(lines)

@@ -4,207 +4,43 @@ Each cell programs the analog layers (frozen W plus the learned mean μ for weig
 frozen W for activation-space GRASP, whose modulation runs digitally), lets a device profile realize
 them for one (chip, programming, read) at one time, evaluates, and the original weights are put back
 bit-exactly when the checkpoint is done. StochGRASP's learned σ is not used: the devices' noise
-replaces it (paper Sec. IV-D). Read noise redrawn per forward pass or per MVM runs as hooks on the
-analog layers during the evaluation.
+replaces it (paper Sec. IV-D). With an output folder, every finished cell is stored at once and a
+rerun skips the cells already there (``store.py``); cells run in this process, in ``workers`` local
+processes or as Ray tasks (``execute.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
 import math
 import platform
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
-import yaml
 from tqdm.auto import tqdm
 
-from noisesim import __version__, checkpoints
-from noisesim.data import EvalBatches, encode, load_table
-from noisesim.devices import Profile, RuntimeRead, format_time, load_profile, parse_time
+from noisesim import __version__
+from noisesim.data import load_table
 from noisesim.errors import UserError
-from noisesim.evaluate import accuracy
-from noisesim.methods import AdapterLinear, adapters_of, remove
-from noisesim.models import Backbone, load_backbone
-from noisesim.seeds import generator
+from noisesim.sweep.execute import check_ray, evaluate_cells, git_commit, run_local, run_ray
+from noisesim.sweep.grid import (
+    AXES,
+    Cell,
+    Setting,
+    build_cells,
+    build_settings,
+    data_fingerprint,
+    expand_checkpoints,
+    parse_sets,
+    parse_sigmas,
+    parse_times,
+)
+from noisesim.sweep.realize import ProgrammedWeights, ReadNoiseHook
+from noisesim.sweep.store import ResultStore, atomic_write
 
-AXES = ["checkpoint", "profile", "sigma", "time"]  # plus one column per --set path (they contain a dot)
-REALIZATION = ["chip", "program", "read"]
-
-
-def parse_sigmas(text: str | list[float]) -> list[float]:
-    """'0.01,0.02' → [0.0, 0.01, 0.02]: finite, non-negative, sorted, with σ=0 (clean) added."""
-    items = text if isinstance(text, list) else [x.strip() for x in str(text).split(",") if x.strip()]
-    values = []
-    for item in items:
-        try:
-            value = float(item)
-        except (TypeError, ValueError):
-            raise UserError(f"σ value {item!r} is not a number (give e.g. --sigma 0.01,0.02,0.05)") from None
-        if not math.isfinite(value) or value < 0:
-            raise UserError(f"σ value {item!r} must be a finite number >= 0 (give e.g. --sigma 0.01,0.02,0.05)")
-        values.append(value)
-    return sorted(set(values) | {0.0})
-
-
-def parse_times(text: str | list | None) -> list[float]:
-    """'1s,1h,1d,1y' → seconds, sorted; None → [0.0] (read right after programming)."""
-    if text is None:
-        return [0.0]
-    items = text if isinstance(text, list) else [x.strip() for x in str(text).split(",") if x.strip()]
-    try:
-        return sorted({parse_time(item) for item in items}) or [0.0]
-    except ValueError as exc:
-        raise UserError(f"--time: {exc}") from None
-
-
-def parse_sets(items: list[str] | dict | None) -> dict[str, list[Any]]:
-    """['programming.scale=0.5,1,2'] → {'programming.scale': [0.5, 1, 2]} (values read as YAML scalars)."""
-    if not items:
-        return {}
-    if isinstance(items, dict):
-        return {k: list(v) if isinstance(v, list | tuple) else [v] for k, v in items.items()}
-    out: dict[str, list[Any]] = {}
-    for item in items:
-        path, sep, values = item.partition("=")
-        if not sep or not path.strip() or "." not in path or not values.strip():
-            raise UserError(f"--set {item!r}: give COMPONENT.FIELD=V1,V2,… (e.g. --set programming.scale=0.5,1,2)")
-        out[path.strip()] = [yaml.safe_load(v.strip()) for v in values.split(",") if v.strip()]
-    return out
-
-
-@dataclass
-class Setting:
-    """One device configuration: a profile with some parameters set (the axis values of its rows)."""
-
-    profile: Profile
-    values: dict[str, Any]
-
-
-def build_settings(profiles: list[str] | None, sigmas, sets: dict[str, list[Any]],
-                   times: list[float]) -> list[Setting]:
-    """Every profile × every combination of --sigma / --set values; a clean reference comes first."""
-    if sigmas is not None and not profiles:
-        profiles = ["gaussian"]
-    if not profiles:
-        raise UserError("nothing to sweep: give --sigma LIST (Gaussian weight noise) or --profile NAME")
-    loaded = [load_profile(p) for p in profiles]
-    axes = dict(sets)
-    if sigmas is not None:
-        axes["gaussian.sigma"] = parse_sigmas(sigmas)
-    settings: list[Setting] = []
-    if sigmas is None:  # the clean reference of a device sweep
-        settings.append(Setting(load_profile("ideal"), {}))
-    for profile in loaded:
-        if sigmas is not None and "gaussian" not in [c.key for c in profile.components]:
-            raise UserError(f"--sigma needs a profile with a gaussian component; {profile.name!r} has none"
-                            " (sweep its own parameters with --set COMPONENT.FIELD=V1,V2)")
-        if any(t > 0 for t in times) and not profile.has_drift:
-            raise UserError(f"--time needs a profile with a drift component; {profile.name!r} has none"
-                            " (its weights do not change with time)")
-        for combo in itertools.product(*axes.values()):
-            values = dict(zip(axes, combo, strict=True))
-            settings.append(Setting(profile.with_values(values) if values else profile, values))
-    return settings
-
-
-def expand_checkpoints(names: list[str], twin: bool = True) -> list[checkpoints.Checkpoint]:
-    """Read the checkpoints; add each one's deterministic twin unless listed or ``twin`` is off."""
-    if not names:
-        raise UserError(f"no checkpoint given (use --ckpt NAME; known: {', '.join(checkpoints.known_checkpoints())})")
-    loaded = [checkpoints.read(n) for n in names]
-    seen = {c.path.resolve() for c in loaded}
-    for ckpt in list(loaded):
-        if twin and ckpt.twin:
-            try:
-                other = checkpoints.read(ckpt.twin)
-            except UserError:
-                raise UserError(f"twin {ckpt.twin!r} of checkpoint {ckpt.name!r} is not available"
-                                " (train it, or pass --no-twin)") from None
-            if other.path.resolve() not in seen:
-                loaded.append(other)
-                seen.add(other.path.resolve())
-    return loaded
-
-
-def file_hash(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-
-
-class ReadNoiseHook:
-    """Read noise redrawn at run time on one analog layer.
-
-    ``pass``: a fresh weight-space draw before every forward pass. ``mvm``: per token, the output-space
-    equivalent y_j += ε_j·sqrt(Σ_i x_i² σ_ij²), which for σ that is constant per output is σ_j·‖x‖.
-    """
-
-    def __init__(self, adapter: AdapterLinear, realized: torch.Tensor, read: RuntimeRead, gen: torch.Generator):
-        self.adapter, self.realized, self.read, self.gen = adapter, realized, read, gen
-        self.std = read.var.sqrt()
-        if read.per == "pass":
-            self.scratch = torch.empty_like(realized)
-            self.handle = adapter.base.register_forward_pre_hook(self._pass)
-        else:
-            self.var_t = None if read.per_output else read.var.t().contiguous()
-            self.handle = adapter.base.register_forward_hook(self._mvm)
-
-    def _pass(self, module, args):
-        noise = torch.randn(self.realized.shape, generator=self.gen, dtype=self.realized.dtype)
-        module.weight.data = torch.addcmul(self.realized, noise.to(self.realized.device), self.std, out=self.scratch)
-
-    def _mvm(self, module, args, out):
-        x = args[0]
-        eps = torch.randn(out.shape, generator=self.gen, dtype=out.dtype).to(out.device)
-        if self.var_t is None:  # σ_j·‖x‖: scale ε in place, no (tokens, out) temporary
-            return out.addcmul_(eps.mul_(self.std[:, 0]), x.square().sum(-1, keepdim=True).sqrt_())
-        return out.addcmul_(eps, (x.square() @ self.var_t).sqrt_())
-
-    def remove(self):
-        self.handle.remove()
-
-
-class ProgrammedWeights:
-    """Holds each analog layer's programmed weight and swaps device realizations in; restores exactly."""
-
-    def __init__(self, adapters: dict[str, AdapterLinear]):
-        self.adapters = adapters
-        self.original = {n: a.base.weight.data for n, a in adapters.items()}
-        self.programmed = {n: a.programmed_weight() for n, a in adapters.items()}
-        self.work = {n: torch.empty_like(w) for n, w in self.programmed.items()}
-        self.hooks: list[ReadNoiseHook] = []
-
-    def realize(self, profile: Profile | float, t: float = 0.0, chip: int = 0, program: int = 0, read: int = 0,
-                seed: int = 0) -> None:
-        """Program every analog layer as one chip realizes it (a float is the paper's Gaussian σ)."""
-        from noisesim.devices import gaussian
-
-        profile = gaussian(profile) if isinstance(profile, int | float) else profile
-        self.remove_hooks()
-        for name, adapter in self.adapters.items():
-            out = profile.realize(self.programmed[name], t, chip, program, read, seed, layer=name)
-            buf = self.work[name].copy_(out.weight)
-            adapter.base.weight.data = buf
-            adapter.programmed = True
-            if out.runtime_read is not None:
-                gen = generator(seed, "read", chip, program, read, name, "runtime")
-                self.hooks.append(ReadNoiseHook(adapter, buf, out.runtime_read, gen))
-
-    def remove_hooks(self) -> None:
-        for hook in self.hooks:
-            hook.remove()
-        self.hooks = []
-
-    def restore(self) -> None:
-        self.remove_hooks()
-        for name, adapter in self.adapters.items():
-            adapter.base.weight.data = self.original[name]
-            adapter.programmed = False
+BACKENDS = ("local", "ray")
 
 
 @dataclass
@@ -217,14 +53,21 @@ class SweepResult:
 def run(ckpts: list[str], sigmas=None, seeds: int = 3, data: str = "sst2-dev", twin: bool = True,
         batch_size: int = 64, max_length: int = 128, progress: bool = True, profiles: list[str] | None = None,
         times: str | list | None = None, chips: int = 1, reads: int = 1, sets: list[str] | dict | None = None,
-        seed: int = 0) -> SweepResult:
+        seed: int = 0, out: str | Path | None = None, workers: int = 1, backend: str = "local",
+        ray_address: str | None = None) -> SweepResult:
     """Evaluate every checkpoint under every device setting and time, over chips × ``seeds``
-    programmings per chip × reads. Noise-free settings (σ = 0, the ideal profile) are evaluated once."""
-    for flag, value in (("--seeds", seeds), ("--chips", chips), ("--reads", reads)):
+    programmings per chip × reads (noise-free settings once). With ``out``, finished cells are stored
+    in that folder as they complete and cells already there are not run again."""
+    for flag, value in (("--seeds", seeds), ("--chips", chips), ("--reads", reads), ("--workers", workers)):
         if value < 1:
             raise UserError(f"{flag} {value} must be >= 1")
+    if backend not in BACKENDS:
+        raise UserError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if backend == "ray":
+        check_ray(ray_address)
     time_list = parse_times(times)
-    settings = build_settings(profiles, sigmas, parse_sets(sets), time_list)
+    axes = parse_sets(sets)
+    settings = build_settings(profiles, sigmas, axes, time_list)
     table = load_table(data)
     loaded = expand_checkpoints(list(ckpts), twin)
     labels = pd.Series(list(table["label"]))
@@ -232,62 +75,66 @@ def run(ckpts: list[str], sigmas=None, seeds: int = 3, data: str = "sst2-dev", t
         if labels.max() >= ckpt.meta.get("num_labels", 2):
             raise UserError(f"{data} has label {labels.max()} but checkpoint {ckpt.name!r} knows"
                             f" {ckpt.meta.get('num_labels', 2)} classes (labels must be 0 .. num_labels-1)")
-    grid = []  # (setting, time, chip, program, read)
-    for setting in settings:
-        if setting.profile.noiseless:
-            grid.append((setting, 0.0, 0, 0, 0))
-            continue
-        for chip, program in itertools.product(range(chips), range(seeds)):
-            for t in time_list:
-                grid.extend((setting, t, chip, program, r) for r in range(reads))
-    backbones: dict[tuple, Backbone] = {}  # one loaded backbone (and tokenised data) per kind
-    batches: dict[tuple, EvalBatches] = {}
-    rows = []
-    bar = tqdm(total=len(loaded) * len(grid), desc="sweep", unit="cell", disable=not progress, dynamic_ncols=True)
-    for ckpt in loaded:
-        backbone_id = ckpt.meta["backbone"]
-        kind = (backbone_id, ckpt.meta.get("num_labels", 2), ckpt.meta.get("pooling", "mean"))
-        if kind not in backbones:
-            backbones[kind] = load_backbone(backbone_id, num_labels=kind[1], pooling=kind[2])
-            tok = backbones[kind].tokenizer
-            batches[kind] = EvalBatches.build(encode(table, tok, max_length, str(data)), tok.pad_token_id, batch_size)
-        backbone = checkpoints.build(ckpt, backbones[kind])
-        weights = ProgrammedWeights(adapters_of(backbone.model))
-        try:
-            for setting, t, chip, program, read in grid:
-                start = time.perf_counter()
-                weights.realize(setting.profile, t, chip, program, read, seed)
-                acc = accuracy(backbone.model, batches[kind])
-                rows.append({"checkpoint": ckpt.name, "method": ckpt.method.method, "profile": setting.profile.name,
-                             "sigma": setting.values.get("gaussian.sigma", math.nan),
-                             **{k: v for k, v in setting.values.items() if k != "gaussian.sigma"},
-                             "time": format_time(t), "time_s": t, "chip": chip, "program": program, "read": read,
-                             "seed": seed, "accuracy": acc, "n": len(table), "data": str(data),
-                             "backbone": backbone_id, "seconds": round(time.perf_counter() - start, 3)})
-                bar.update()
-        finally:
-            weights.restore()
-            remove(backbone)
-    bar.close()
+    store = ResultStore(out) if out is not None else None
+    if store is not None:
+        store.check()
+    cells = build_cells(loaded, settings, time_list, chips, seeds, reads, seed, data_fingerprint(table),
+                        {"max_length": max_length, "batch_size": batch_size})
+    done = store.rows() if store is not None else {}
+    todo = [c for c in cells if c.key not in done]
+    rows = {k: done[k] for k in (c.key for c in cells) if k in done}
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="sweep", unit="cell", disable=not progress,
+               dynamic_ncols=True)
+
+    def finished(row: dict) -> None:
+        if store is not None:
+            store.add(row)
+        rows[row["key"]] = row
+        bar.update()
+
+    kw = {"data": str(data), "max_length": max_length, "batch_size": batch_size, "seed": seed}
+    try:
+        if backend == "ray":
+            run_ray(todo, ray_address, finished, **kw)
+        elif workers > 1 and len(todo) > 1:
+            run_local(todo, workers, finished, **kw)
+        else:
+            for row in evaluate_cells(todo, **kw):
+                finished(row)
+    finally:
+        bar.close()
+        if store is not None:
+            store.consolidate(order=[c.key for c in cells])
+    frame = pd.DataFrame([rows[c.key] for c in cells])
     used = {s.profile.name: s.profile for s in settings}
-    meta = {"noisesim_version": __version__, "torch": torch.__version__, "python": platform.python_version(),
-            "data": str(data), "seed": seed, "chips": chips, "programs_per_chip": seeds, "reads": reads,
-            "times_s": time_list, "axes": {k: v for k, v in parse_sets(sets).items()},
-            "sigmas": parse_sigmas(sigmas) if sigmas is not None else None,
-            "profiles": {n: {"source": p.source, "sha256": p.sha256} for n, p in used.items()},
-            "checkpoints": {c.name: {"path": str(c.path), "sha256": file_hash(c.path / checkpoints.WEIGHTS),
+    chance = float(labels.value_counts(normalize=True).max())
+    meta = {"noisesim_version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
+            "python": platform.python_version(), "data": str(data), "seed": seed, "chips": chips,
+            "programs_per_chip": seeds, "reads": reads, "times_s": time_list, "axes": axes,
+            "sigmas": parse_sigmas(sigmas) if sigmas is not None else None, "chance": chance,
+            "cells": len(cells), "cells_reused": len(cells) - len(todo), "backend": backend,
+            "workers": workers, "profiles": {n: {"source": p.source, "sha256": p.sha256} for n, p in used.items()},
+            "checkpoints": {c.name: {"path": str(c.path), "sha256": cells_hash(cells, c.name),
                                      "method": c.method.method} for c in loaded}}
-    meta["chance"] = float(labels.value_counts(normalize=True).max())
-    return SweepResult(pd.DataFrame(rows), meta["chance"], meta)
+    return SweepResult(frame, chance, meta)
+
+
+def cells_hash(cells: list[Cell], name: str) -> str:
+    return next(c.provenance["checkpoint_sha256"] for c in cells if c.checkpoint == name)
 
 
 def load(folder: str | Path) -> SweepResult:
-    """A written sweep (results.csv + sweep.json) back as a SweepResult."""
+    """A written sweep (results.parquet or results.csv, plus sweep.json) back as a SweepResult."""
     folder = Path(folder)
-    if not (folder / "results.csv").is_file():
-        raise UserError(f"{folder} holds no results.csv (give a folder written by noisesim sweep)")
+    if (folder / "results.parquet").is_file():
+        frame = ResultStore(folder)._read_table()
+    elif (folder / "results.csv").is_file():
+        frame = pd.read_csv(folder / "results.csv")
+    else:
+        raise UserError(f"{folder} holds no results.parquet or results.csv (give a folder written by noisesim sweep)")
+    if not {"checkpoint", "accuracy"} <= set(frame.columns):
+        raise UserError(f"{folder}: the results table lacks checkpoint / accuracy columns (not a noisesim sweep)")
     meta = json.loads((folder / "sweep.json").read_text()) if (folder / "sweep.json").is_file() else {}
-    frame = pd.read_csv(folder / "results.csv")
     chance = meta.get("chance")
     if chance is None and "data" in frame:
         labels = pd.Series(list(load_table(frame["data"].iloc[0])["label"]))
@@ -341,24 +188,29 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def save(result: SweepResult, out: Path) -> dict[str, Path]:
-    """Write results.csv, summary.csv, the plot and sweep.json into a new folder (all or nothing)."""
+def save(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:
+    """Write the sweep's files into ``out`` (each through an atomic rename): results.parquet (all cells of
+    this sweep), results.csv when asked, summary.csv, the plot and sweep.json."""
     from noisesim.report import plot_accuracy, plot_axis
 
     out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     x = plot_axis(result.frame)
-    names = {"results": "results.csv", "summary": "summary.csv", "plot": f"accuracy_vs_{x}.png",
-             "meta": "sweep.json"}
-    tmp = out.with_name(f".{out.name}.partial")
-    tmp.mkdir(parents=True, exist_ok=True)
-    result.frame.to_csv(tmp / names["results"], index=False)
-    summarize(result.frame).to_csv(tmp / names["summary"], index=False)
-    plot_accuracy(result.frame, tmp / names["plot"], chance=result.chance, x=x)
-    (tmp / names["meta"]).write_text(json.dumps(result.meta, indent=2))
-    if out.exists():
-        for f in tmp.iterdir():
-            f.replace(out / f.name)
-        tmp.rmdir()
-    else:
-        tmp.rename(out)
-    return {k: out / n for k, n in names.items()}
+    paths = {"summary": out / "summary.csv", "plot": out / f"accuracy_vs_{x}.png", "meta": out / "sweep.json"}
+    if not (out / "results.parquet").is_file():  # a sweep run without a store: write its table now
+        table = ResultStore(out)
+        for row in result.frame.to_dict("records"):
+            table.add(row)
+        table.consolidate()
+    paths = {"results": out / "results.parquet", **paths}
+    if csv:
+        paths["csv"] = out / "results.csv"
+        atomic_write(paths["csv"], lambda p: result.frame.to_csv(p, index=False))
+    atomic_write(paths["summary"], lambda p: summarize(result.frame).to_csv(p, index=False))
+    atomic_write(paths["plot"], lambda p: plot_accuracy(result.frame, p, chance=result.chance, x=x, fmt="png"))
+    atomic_write(paths["meta"], lambda p: p.write_text(json.dumps(result.meta, indent=2, default=str)))
+    return paths
+
+
+__all__ = ["AXES", "ProgrammedWeights", "ReadNoiseHook", "Setting", "SweepResult", "load", "parse_sets",
+           "parse_sigmas", "parse_times", "run", "save", "summarize", "variance_components"]

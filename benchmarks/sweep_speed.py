@@ -1,0 +1,139 @@
+"""How close a noisy sweep cell is to the floor: a clean evaluation pass of the same model on the same tokens.
+
+    python benchmarks/sweep_speed.py [--repeats 3] [--json out.json] [--aihwkit]
+
+Measures, on MiniLM + SST-2 dev (872 sentences), in one process:
+(a) a noisy Gaussian cell (σ = 0.02: draw + program all 36 layers, evaluate) against a clean pass;
+(b) the Fig. 6 grid (sst2-stoch and sst2-grasp × σ ∈ {0, 0.01, 0.02, 0.05} × 3 seeds = 20 cells) end to end
+    through ``noisesim.sweep.run`` with the backbone already loaded: wall time and cells per minute;
+(c) peak resident memory of a noisy cell against a clean pass (Linux VmHWM, reset between the two);
+(d) with --aihwkit, the same noisy evaluation in aihwkit-lightning, as a ratio (see ``aihwkit_pass``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+from noisesim import checkpoints  # noqa: E402
+from noisesim.devices import gaussian, load_profile  # noqa: E402
+from noisesim.evaluate import accuracy  # noqa: E402
+from noisesim.methods import adapters_of  # noqa: E402
+from noisesim.sweep import ProgrammedWeights, run  # noqa: E402
+from noisesim.sweep.execute import _backbone  # noqa: E402
+
+
+def peak_rss_reset() -> None:
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+
+
+def peak_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def aihwkit_pass(sigma: float, repeats: int) -> dict:
+    """aihwkit-lightning: its ADD_NORMAL weight noise acts only in training mode, so the model runs in
+    train mode with dropout off, under inference_mode, on the same checkpoint and batches."""
+    from aihwkit_lightning.nn.conversion import convert_to_analog
+    from aihwkit_lightning.simulator.configs import TorchInferenceRPUConfig, WeightNoiseInjectionType
+
+    ckpt = checkpoints.read("sst2-stoch")
+    backbone, batches = _backbone(ckpt, "sst2-dev", 128, 64)
+    model = checkpoints.build(ckpt, backbone).model
+    ProgrammedWeights(adapters_of(model)).realize(load_profile("ideal"))  # W + μ in the linear layers
+    out = {}
+    for label, noise in (("clean", 0.0), ("noisy", sigma)):
+        config = TorchInferenceRPUConfig()
+        config.modifier.noise_type = WeightNoiseInjectionType.ADD_NORMAL if noise else WeightNoiseInjectionType.NONE
+        config.modifier.std_dev = noise
+        analog = convert_to_analog(model, config)
+        for m in analog.modules():
+            if isinstance(m, torch.nn.Dropout):
+                m.p = 0.0
+        analog.train()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            with torch.inference_mode():
+                correct = sum(int((analog(**b).logits.argmax(-1) == y).sum())
+                              for b, y in zip(batches.batches, batches.labels, strict=True))
+            times.append(time.perf_counter() - start)
+        out[label] = {"median_s": statistics.median(times), "accuracy": correct / 872}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--aihwkit", action="store_true",
+                    help="also time aihwkit-lightning (pip install aihwkit-lightning)")
+    args = ap.parse_args()
+
+    ckpt = checkpoints.read("sst2-stoch")
+    backbone, batches = _backbone(ckpt, "sst2-dev", 128, 64)
+    model = checkpoints.build(ckpt, backbone)
+    weights = ProgrammedWeights(adapters_of(model.model))
+    ideal, noisy = load_profile("ideal"), gaussian(0.02)
+    accuracy(model.model, batches)  # warm-up
+
+    clean_s, cell_s, draw_s, peaks = [], [], [], {"clean": [], "noisy": []}
+    for rep in range(args.repeats):
+        peak_rss_reset()
+        start = time.perf_counter()
+        weights.realize(ideal)
+        accuracy(model.model, batches)
+        clean_s.append(time.perf_counter() - start)
+        peaks["clean"].append(peak_rss_mb())
+        peak_rss_reset()
+        start = time.perf_counter()
+        weights.realize(noisy, program=rep)
+        drawn = time.perf_counter()
+        accuracy(model.model, batches)
+        cell_s.append(time.perf_counter() - start)
+        draw_s.append(drawn - start)
+        peaks["noisy"].append(peak_rss_mb())
+    weights.restore()
+    clean, cell = statistics.median(clean_s), statistics.median(cell_s)
+
+    start = time.perf_counter()
+    grid = run(["sst2-stoch", "sst2-grasp"], "0.01,0.02,0.05", seeds=3, twin=False, progress=False)
+    grid_s = time.perf_counter() - start
+
+    report = {
+        "threads": torch.get_num_threads(), "repeats": args.repeats,
+        "clean_pass_s": clean, "noisy_cell_s": cell, "noise_draw_s": statistics.median(draw_s),
+        "noisy_over_clean": cell / clean,
+        "fig6_grid": {"cells": len(grid.frame), "wall_s": grid_s, "cells_per_min": 60 * len(grid.frame) / grid_s},
+        "peak_rss_mb": {k: max(v) for k, v in peaks.items()},
+        "peak_noisy_over_clean": max(peaks["noisy"]) / max(peaks["clean"]),
+    }
+    print(f"MiniLM, SST-2 dev, {report['threads']} threads, median of {args.repeats}:")
+    print(f"  (a) clean pass {clean:.2f} s; noisy Gaussian cell {cell:.2f} s"
+          f" (noise draw {report['noise_draw_s']:.2f} s) → ×{cell / clean:.3f}")
+    g = report["fig6_grid"]
+    print(f"  (b) Fig. 6 grid: {g['cells']} cells in {g['wall_s']:.1f} s ({g['cells_per_min']:.1f} cells/min)")
+    print(f"  (c) peak RSS: clean pass {report['peak_rss_mb']['clean']:.0f} MB, noisy cell"
+          f" {report['peak_rss_mb']['noisy']:.0f} MB → ×{report['peak_noisy_over_clean']:.3f}")
+    if args.aihwkit:
+        ah = aihwkit_pass(0.02, args.repeats)
+        report["aihwkit_lightning"] = {**ah, "noisy_over_noisesim_cell": ah["noisy"]["median_s"] / cell}
+        print(f"  (d) aihwkit-lightning: clean {ah['clean']['median_s']:.2f} s, with ADD_NORMAL noise"
+              f" {ah['noisy']['median_s']:.2f} s → ×{ah['noisy']['median_s'] / cell:.2f} a noisesim noisy cell")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

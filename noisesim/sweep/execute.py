@@ -1,0 +1,177 @@
+"""Running cells: in this process, in local worker processes, or as Ray tasks — the same function each time.
+
+Every cell is deterministic given its seeds, so the backend changes only the speed, not the numbers.
+A process keeps its loaded backbones and tokenised data between cells (``_CACHE``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from noisesim import __version__, checkpoints
+from noisesim.data import EvalBatches, encode, load_table
+from noisesim.devices import format_time
+from noisesim.errors import UserError
+from noisesim.evaluate import accuracy
+from noisesim.methods import adapters_of, remove
+from noisesim.models import load_backbone
+from noisesim.sweep.grid import Cell
+from noisesim.sweep.realize import ProgrammedWeights
+
+_CACHE: dict[tuple, tuple] = {}  # (backbone id, labels, pooling, data, max_length, batch) → (backbone, batches)
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The noisesim checkout's commit, when it runs from a git checkout."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def device_label() -> str:
+    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
+
+
+def _backbone(ckpt: checkpoints.Checkpoint, data: str, max_length: int, batch_size: int):
+    kind = (ckpt.meta["backbone"], ckpt.meta.get("num_labels", 2), ckpt.meta.get("pooling", "mean"), data,
+            max_length, batch_size)
+    if kind not in _CACHE:
+        backbone = load_backbone(kind[0], num_labels=kind[1], pooling=kind[2])
+        tok = backbone.tokenizer
+        batches = EvalBatches.build(encode(load_table(data), tok, max_length, data), tok.pad_token_id, batch_size)
+        _CACHE[kind] = (backbone, batches)
+    return _CACHE[kind]
+
+
+def evaluate_cells(cells: list[Cell], data: str, max_length: int, batch_size: int, seed: int) -> Iterator[dict]:
+    """Evaluate cells in order, yielding one result row per cell as soon as it is done."""
+    i = 0
+    while i < len(cells):
+        j = i
+        while j < len(cells) and cells[j].ckpt_path == cells[i].ckpt_path:
+            j += 1
+        ckpt = checkpoints.read(cells[i].ckpt_path)
+        backbone, batches = _backbone(ckpt, data, max_length, batch_size)
+        model = checkpoints.build(ckpt, backbone)
+        weights = ProgrammedWeights(adapters_of(model.model))
+        profiles: dict[str, object] = {}
+        try:
+            for cell in cells[i:j]:
+                start = time.perf_counter()
+                profile = profiles.setdefault(cell.provenance["profile_sha256"], cell.profile())
+                weights.realize(profile, cell.t, cell.chip, cell.program, cell.read, seed)
+                acc = accuracy(model.model, batches)
+                yield row_of(cell, ckpt, acc, sum(len(x) for x in batches.labels), data, seed,
+                             time.perf_counter() - start)
+        finally:
+            weights.restore()
+            remove(model)
+        i = j
+
+
+def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, data: str, seed: int,
+           seconds: float) -> dict:
+    return {"key": cell.key, "checkpoint": cell.checkpoint, "method": ckpt.method.method,
+            "profile": cell.profile_name, "sigma": cell.values.get("gaussian.sigma", float("nan")),
+            **{k: v for k, v in cell.values.items() if k != "gaussian.sigma"},
+            "time": format_time(cell.t), "time_s": cell.t, "chip": cell.chip, "program": cell.program,
+            "read": cell.read, "seed": seed, "accuracy": acc, "n": n, "data": data,
+            "backbone": ckpt.meta["backbone"], "seconds": round(seconds, 3), **cell.provenance,
+            "noisesim_version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
+            "device": device_label()}
+
+
+def run_chunk(cells: list[Cell], data: str, max_length: int, batch_size: int, seed: int,
+              threads: int | None = None) -> list[dict]:
+    """A worker's task: evaluate a chunk of cells and return their rows."""
+    if threads:
+        torch.set_num_threads(threads)
+    return list(evaluate_cells(cells, data, max_length, batch_size, seed))
+
+
+def chunks(cells: list[Cell], size: int) -> list[list[Cell]]:
+    """Consecutive runs of at most ``size`` cells that share a checkpoint (one backbone build per chunk)."""
+    out: list[list[Cell]] = []
+    for cell in cells:
+        if out and len(out[-1]) < size and out[-1][-1].ckpt_path == cell.ckpt_path:
+            out[-1].append(cell)
+        else:
+            out.append([cell])
+    return out
+
+
+def run_local(cells: list[Cell], workers: int, on_row: Callable[[dict], None], **kw) -> None:
+    """``workers`` spawned processes, each with cores/workers torch threads."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    size = max(1, min(8, len(cells) // (2 * workers) or 1))
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(run_chunk, chunk, threads=threads, **kw) for chunk in chunks(cells, size)]
+        try:
+            for future in cf.as_completed(futures):
+                for row in future.result():
+                    on_row(row)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def check_ray(address: str | None) -> None:
+    """Fail fast (UserError) when Ray is missing or a HOST:PORT address does not answer."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise UserError("--backend ray needs Ray: pip install -e '.[ray]'") from None
+    if address and address != "auto" and not address.startswith("ray://"):
+        host, _, port = address.rpartition(":")
+        try:
+            socket.create_connection((host or "127.0.0.1", int(port)), timeout=3).close()
+        except (OSError, ValueError):
+            raise UserError(f"cannot reach the Ray cluster at {address!r} (nothing answers there); start one with"
+                            " `ray start --head` or check --ray-address (HOST:PORT or auto)") from None
+
+
+def run_ray(cells: list[Cell], address: str | None, on_row: Callable[[dict], None], **kw) -> None:
+    """Cells as Ray tasks on an existing cluster (``address``: 'auto' or HOST:PORT) or a local instance."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--backend ray needs Ray: pip install -e '.[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1"}})
+        except Exception as exc:  # ConnectionError, ValueError, RuntimeError, depending on how it failed
+            raise UserError(f"cannot reach the Ray cluster at {address!r} ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0][:160]}); start one with `ray start --head` or check"
+                            " --ray-address") from None
+    try:
+        task = ray.remote(num_cpus=1)(run_chunk)
+        pending = [task.remote(chunk, **kw) for chunk in chunks(cells, 4)]
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for row in ray.get(done[0]):
+                on_row(row)
+    finally:
+        if started_here:
+            ray.shutdown()

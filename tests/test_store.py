@@ -1,0 +1,155 @@
+"""Results store: resume, kill -9 safety, backends that agree, plot / report, config files, bad input."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from noisesim.cli import app
+from noisesim.sweep import load, run
+from noisesim.sweep.store import ResultStore
+
+runner = CliRunner()
+TIMING = ["seconds", "device"]  # how long a cell took and where: the only columns allowed to differ
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=[c for c in TIMING if c in frame]).reset_index(drop=True)
+
+
+def test_rerun_skips_done_cells_and_new_axis_values_run_alone(tiny_ckpts, tiny_tsv, tmp_path):
+    out = tmp_path / "s"
+    kw = dict(data=tiny_tsv, progress=False, seeds=2, out=out)
+    first = run([tiny_ckpts["grasp-w"]], "0.05", **kw)
+    assert first.meta["cells_reused"] == 0 and len(first.frame) == 3
+    again = run([tiny_ckpts["grasp-w"]], "0.05", **kw)
+    assert again.meta["cells_reused"] == 3
+    pd.testing.assert_frame_equal(numbers(again.frame), numbers(first.frame))
+    wider = run([tiny_ckpts["grasp-w"]], "0.05,0.2", **kw)
+    assert wider.meta["cells_reused"] == 3 and len(wider.frame) == 5
+    fresh = run([tiny_ckpts["grasp-w"]], "0.05,0.2", data=tiny_tsv, progress=False, seeds=2)
+    pd.testing.assert_frame_equal(numbers(wider.frame), numbers(fresh.frame))
+    stored = pd.read_parquet(out / "results.parquet")
+    assert len(stored) == 5 and stored["key"].is_unique
+    assert {"checkpoint_sha256", "profile_sha256", "noisesim_version", "torch", "device", "git_commit"} <= set(stored)
+
+
+def test_kill_minus_9_then_rerun_completes_to_the_same_table(tiny_ckpts, tiny_tsv, tmp_path):
+    args = ["--ckpt", tiny_ckpts["stochgrasp"], "--sigma", "0.01,0.02,0.05,0.1,0.2,0.3", "--seeds", "4",
+            "--data", tiny_tsv]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "noisesim.cli", "sweep", *args, "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "cells").glob("*.json"))) < 7:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    cells_before = len(list((out / "cells").glob("*.json")))
+    total = 2 * (1 + 6 * 4)
+    assert 7 <= cells_before < total, "the sweep should have been killed part-way"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{cells_before} of {total} cells were already stored" in done.stdout
+    resumed = load(out).frame
+    clean = run([tiny_ckpts["stochgrasp"]], "0.01,0.02,0.05,0.1,0.2,0.3", seeds=4, data=tiny_tsv, progress=False)
+    pd.testing.assert_frame_equal(numbers(resumed), numbers(clean.frame), check_dtype=False)
+    assert not (out / "cells").exists()  # folded into results.parquet
+
+
+def test_workers_give_the_same_table(tiny_ckpts, tiny_tsv, tmp_path):
+    kw = dict(profiles=["pcm"], times="1h,1y", chips=2, seeds=1, data=tiny_tsv, progress=False)
+    local = run([tiny_ckpts["stochgrasp"]], **kw)
+    pooled = run([tiny_ckpts["stochgrasp"]], workers=2, out=tmp_path / "w", **kw)
+    pd.testing.assert_frame_equal(numbers(pooled.frame), numbers(local.frame))
+
+
+def test_ray_local_instance_gives_the_same_table(tiny_ckpts, tiny_tsv, tmp_path):
+    pytest.importorskip("ray")
+    kw = dict(sigmas="0.05,0.2", seeds=2, data=tiny_tsv, progress=False)
+    local = run([tiny_ckpts["stochgrasp"]], **kw)
+    remote = run([tiny_ckpts["stochgrasp"]], backend="ray", out=tmp_path / "r", **kw)
+    pd.testing.assert_frame_equal(numbers(remote.frame), numbers(local.frame))
+
+
+def test_plot_report_and_config(tiny_ckpts, tiny_tsv, tmp_path):
+    config = tmp_path / "grid.yaml"
+    out = tmp_path / "cfg"
+    config.write_text(f"ckpt: [{tiny_ckpts['grasp-w']}]\nprofile: pcm\ntime: [1h, 1y]\nchips: 2\nseeds: 1\n"
+                      f"data: {tiny_tsv}\nset: ['drift.compensation=none,global']\nout: {out}\n")
+    result = invoke("sweep", "--config", config, "--chips", "1", "--csv")  # the flag overrides the file
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out / "results.parquet")
+    assert set(frame["chip"]) == {0} and set(frame["time"]) == {"0s", "1h", "1y"}
+    assert (out / "results.csv").is_file()
+    plotted = invoke("plot", out, "--x", "time", "--col", "drift.compensation")
+    assert plotted.exit_code == 0, plotted.output
+    for ext in ("png", "svg"):
+        assert (out / f"accuracy_vs_time.{ext}").stat().st_size > 5000
+    report = invoke("report", out, "--out", tmp_path / "r.md")
+    assert report.exit_code == 0 and report.output.startswith("# Sweep on")
+    assert "| profile | drift.compensation | time |" in report.output.replace("checkpoint | ", "")
+    assert (tmp_path / "r.md").read_text().strip() == report.output.strip()
+
+
+def assert_user_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_bad_store_config_workers_and_ray_address(tiny_ckpts, tiny_tsv, tmp_path):
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    pd.DataFrame({"x": [1]}).to_parquet(foreign / "results.parquet")
+    before = sorted(p.name for p in foreign.iterdir())
+    base = ["sweep", "--ckpt", tiny_ckpts["grasp"], "--data", tiny_tsv]
+    assert_user_error(invoke(*base, "--out", foreign), "not a noisesim results table")
+    assert sorted(p.name for p in foreign.iterdir()) == before
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "results.parquet").write_text("not parquet")
+    assert_user_error(invoke(*base, "--out", broken), "not a readable results table")
+    bad_cfg = tmp_path / "bad.yaml"
+    bad_cfg.write_text("ckpt: [x]\nsigmaa: 0.1\n")
+    assert_user_error(invoke("sweep", "--config", bad_cfg), "unknown key 'sigmaa'", "did you mean 'sigma'")
+    out = tmp_path / "none"
+    assert_user_error(invoke(*base, "--workers", "0", "--out", out), "--workers 0 must be >= 1")
+    assert_user_error(invoke(*base, "--backend", "dask", "--out", out), "--backend 'dask'")
+    assert_user_error(invoke("plot", tmp_path / "nowhere"), "holds no results")
+    assert not out.exists()
+    pytest.importorskip("ray")
+    assert_user_error(invoke(*base, "--backend", "ray", "--ray-address", "127.0.0.1:1", "--out", out),
+                      "cannot reach the Ray cluster")
+    assert not out.exists()
+
+
+def test_store_ignores_duplicates_after_a_crash_between_table_and_cleanup(tmp_path):
+    store = ResultStore(tmp_path)
+    store.add({"key": "a", "checkpoint": "c", "accuracy": 0.5})
+    store.consolidate()
+    store.add({"key": "a", "checkpoint": "c", "accuracy": 0.5})  # as if cleanup had not finished
+    store.add({"key": "b", "checkpoint": "c", "accuracy": 0.7})
+    assert sorted(store.rows()) == ["a", "b"]
+    assert Path(tmp_path / "results.parquet").is_file()
+
+
+@pytest.mark.parametrize("name", ["fig6.yaml", "pcm-year.yaml"])
+def test_shipped_sweep_configs_load(name):
+    from noisesim.api import load_sweep_config
+
+    config = load_sweep_config(Path(__file__).parents[1] / "experiments" / name)
+    assert config["ckpt"] == ["sst2-stoch", "sst2-grasp"] and config["out"].startswith("results/")
