@@ -62,7 +62,7 @@ def sigma_summary(sig: torch.Tensor) -> dict[str, float]:
             **{f"q{round(100 * float(p)):02d}": float(v) for p, v in zip(probs, quantiles, strict=True)}}
 
 
-def sweep(ckpts: list[str], sigmas=None, seeds: int = 3, data: str = "sst2-dev", twin: bool = True,
+def sweep(ckpts: list[str], sigmas=None, seeds: int = 3, data: str | list[str] = "sst2-dev", twin: bool = True,
           out: str | Path | None = None, progress: bool = True, profiles: list[str] | None = None,
           times: str | list | None = None, chips: int = 1, reads: int = 1, sets: list[str] | dict | None = None,
           seed: int = 0, csv: bool = False, workers: int = 1, backend: str = "local",
@@ -85,7 +85,7 @@ def sweep(ckpts: list[str], sigmas=None, seeds: int = 3, data: str = "sst2-dev",
 
 
 SWEEP_KEYS = {"ckpt": (str, list), "sigma": (str, float, list), "profile": (str, list), "time": (str, list),
-              "set": (list, dict), "chips": int, "seeds": int, "reads": int, "seed": int, "data": str,
+              "set": (list, dict), "chips": int, "seeds": int, "reads": int, "seed": int, "data": (str, list),
               "twin": bool, "out": str, "csv": bool, "workers": int, "backend": str, "ray_address": str}
 
 

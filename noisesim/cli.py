@@ -97,18 +97,19 @@ def sweep(
     time: str | None = typer.Option(None, "--time", help="times since programming, e.g. 1s,1h,1d,1y (drift)"),
     set_: list[str] = typer.Option([], "--set", help="sweep a profile parameter: COMPONENT.FIELD=V1,V2"
                                    " (e.g. programming.scale=0.5,1,2; repeatable)"),
-    chips: int | None = typer.Option(None, help="chips (device-to-device draws) per setting [default: 1]"),
-    seeds: int | None = typer.Option(None, help="programmings per chip (noise realizations) [default: 3]"),
-    reads: int | None = typer.Option(None, help="reads per programming (read-noise draws) [default: 1]"),
-    seed: int | None = typer.Option(None, help="base seed of the chip / program / read streams [default: 0]"),
-    data: str | None = typer.Option(None, help="sst2-dev (default), sst2-train, or a TSV/CSV with sentence,label"),
+    chips: int | None = typer.Option(None, help="chips (device-to-device draws) per setting (default 1)"),
+    seeds: int | None = typer.Option(None, help="programmings per chip (noise realizations) (default 3)"),
+    reads: int | None = typer.Option(None, help="reads per programming (read-noise draws) (default 1)"),
+    seed: int | None = typer.Option(None, help="base seed of the chip / program / read streams (default 0)"),
+    data: list[str] = typer.Option([], "--data", help="sst2-dev (default), sst2-train, or a TSV/CSV with"
+                                   " sentence,label (repeatable: one axis value each)"),
     twin: bool | None = typer.Option(None, "--twin/--no-twin", help="also sweep each StochGRASP checkpoint's"
-                                     " deterministic twin [default: twin]"),
+                                     " deterministic twin (default twin)"),
     out: Path | None = typer.Option(None, help="results folder; rerunning into it skips finished cells"
                                     " (default: ./noisesim-sweep-<time>)"),
-    csv: bool | None = typer.Option(None, "--csv/--no-csv", help="also write results.csv [default: no-csv]"),
-    workers: int | None = typer.Option(None, help="local worker processes [default: 1, in this process]"),
-    backend: str | None = typer.Option(None, help="local | ray [default: local]"),
+    csv: bool | None = typer.Option(None, "--csv/--no-csv", help="also write results.csv (default no-csv)"),
+    workers: int | None = typer.Option(None, help="local worker processes (default 1, in this process)"),
+    backend: str | None = typer.Option(None, help="local | ray (default local)"),
     ray_address: str | None = typer.Option(None, help="Ray cluster: auto or HOST:PORT (default: a local instance)"),
     config: Path | None = typer.Option(None, help="sweep described in YAML; options given here override it"),
 ):
@@ -119,7 +120,7 @@ def sweep(
     from noisesim.sweep import summarize
 
     given = {"ckpt": ckpt or None, "sigma": sigma, "profile": profile or None, "time": time, "set": set_ or None,
-             "chips": chips, "seeds": seeds, "reads": reads, "seed": seed, "data": data, "twin": twin,
+             "chips": chips, "seeds": seeds, "reads": reads, "seed": seed, "data": data or None, "twin": twin,
              "out": str(out) if out is not None else None, "csv": csv, "workers": workers, "backend": backend,
              "ray_address": ray_address}
     merged = {**(load_sweep_config(config) if config is not None else {}),
@@ -137,7 +138,8 @@ def sweep(
                               workers=o["workers"], backend=o["backend"], ray_address=o.get("ray_address"))
     summary = summarize(result.frame)
     reused = result.meta.get("cells_reused", 0)
-    typer.echo(f"accuracy (%) on {o['data']}, mean ± std over {o['chips']} chip(s) × {o['seeds']} programming(s)"
+    on = o["data"] if isinstance(o["data"], str) else ", ".join(o["data"])
+    typer.echo(f"accuracy (%) on {on}, mean ± std over {o['chips']} chip(s) × {o['seeds']} programming(s)"
                f" × {o['reads']} read(s){' (σ=0: clean)' if o.get('sigma') is not None else ' (ideal: clean)'}"
                + (f"; {reused} of {result.meta['cells']} cells were already stored" if reused else ""))
     typer.echo(pivot_table(summary).to_string())

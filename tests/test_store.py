@@ -153,3 +153,37 @@ def test_shipped_sweep_configs_load(name):
 
     config = load_sweep_config(Path(__file__).parents[1] / "experiments" / name)
     assert config["ckpt"] == ["sst2-stoch", "sst2-grasp"] and config["out"].startswith("results/")
+
+
+def test_top_level_api(tiny_ckpts, tiny_tsv, tmp_path):
+    import noisesim
+
+    frame = noisesim.run_sweep([tiny_ckpts["grasp-w"]], "0.1", seeds=2, data=tiny_tsv, progress=False)
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 3
+    summary = noisesim.summarize(frame)
+    assert list(summary["count"]) == [1, 2]
+    paths = noisesim.plot(frame, path=str(tmp_path / "fig"))
+    assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 3000 for p in paths)
+
+
+def test_one_folder_holds_several_sweeps(tiny_ckpts, tiny_tsv, tmp_path):
+    out = tmp_path / "shared"
+    kw = dict(data=tiny_tsv, progress=False, seeds=1, out=out)
+    run([tiny_ckpts["grasp-w"]], profiles=["pcm"], sets=["programming.scale=2"], **kw)
+    sigma = run([tiny_ckpts["grasp-w"]], "0.1", **kw).frame
+    assert "programming.scale" not in sigma.columns and len(sigma) == 2
+    assert len(pd.read_parquet(out / "results.parquet")) == 4  # 2 cells of each sweep
+
+
+def test_data_sets_are_an_axis(tiny_ckpts, tiny_tsv, tmp_path):
+    other = tmp_path / "other.tsv"
+    rows = pd.read_csv(tiny_tsv, sep="\t")
+    rows.iloc[:10].to_csv(other, sep="\t", index=False)
+    result = invoke("sweep", "--ckpt", tiny_ckpts["grasp"], "--sigma", "0.1", "--seeds", "2", "--data", tiny_tsv,
+                    "--data", other, "--out", tmp_path / "two")
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(tmp_path / "two" / "results.parquet")
+    assert list(frame.groupby("data", sort=False)["n"].first()) == [40, 10]
+    assert len(frame) == 2 * 3
+    summary = pd.read_csv(tmp_path / "two" / "summary.csv")
+    assert set(summary["data"]) == {tiny_tsv, str(other)} and len(summary) == 4

@@ -50,13 +50,13 @@ class SweepResult:
     meta: dict = field(default_factory=dict)
 
 
-def run(ckpts: list[str], sigmas=None, seeds: int = 3, data: str = "sst2-dev", twin: bool = True,
+def run(ckpts: list[str], sigmas=None, seeds: int = 3, data: str | list[str] = "sst2-dev", twin: bool = True,
         batch_size: int = 64, max_length: int = 128, progress: bool = True, profiles: list[str] | None = None,
         times: str | list | None = None, chips: int = 1, reads: int = 1, sets: list[str] | dict | None = None,
         seed: int = 0, out: str | Path | None = None, workers: int = 1, backend: str = "local",
         ray_address: str | None = None) -> SweepResult:
-    """Evaluate every checkpoint under every device setting and time, over chips × ``seeds``
-    programmings per chip × reads (noise-free settings once). With ``out``, finished cells are stored
+    """Evaluate every checkpoint on every data set under every device setting and time, over chips ×
+    ``seeds`` programmings per chip × reads (noise-free settings once). With ``out``, finished cells are stored
     in that folder as they complete and cells already there are not run again."""
     for flag, value in (("--seeds", seeds), ("--chips", chips), ("--reads", reads), ("--workers", workers)):
         if value < 1:
@@ -68,17 +68,24 @@ def run(ckpts: list[str], sigmas=None, seeds: int = 3, data: str = "sst2-dev", t
     time_list = parse_times(times)
     axes = parse_sets(sets)
     settings = build_settings(profiles, sigmas, axes, time_list)
-    table = load_table(data)
+    sources = [str(d) for d in (data if isinstance(data, list | tuple) else [data])]
+    if not sources:
+        raise UserError("no data given (use --data sst2-dev or a TSV/CSV file)")
     loaded = expand_checkpoints(list(ckpts), twin)
-    labels = pd.Series(list(table["label"]))
-    for ckpt in loaded:
-        if labels.max() >= ckpt.meta.get("num_labels", 2):
-            raise UserError(f"{data} has label {labels.max()} but checkpoint {ckpt.name!r} knows"
-                            f" {ckpt.meta.get('num_labels', 2)} classes (labels must be 0 .. num_labels-1)")
+    fingerprints, chances = {}, {}
+    for source in dict.fromkeys(sources):
+        table = load_table(source)
+        labels = pd.Series(list(table["label"]))
+        for ckpt in loaded:
+            if labels.max() >= ckpt.meta.get("num_labels", 2):
+                raise UserError(f"{source} has label {labels.max()} but checkpoint {ckpt.name!r} knows"
+                                f" {ckpt.meta.get('num_labels', 2)} classes (labels must be 0 .. num_labels-1)")
+        fingerprints[source] = data_fingerprint(table)
+        chances[source] = float(labels.value_counts(normalize=True).max())
     store = ResultStore(out) if out is not None else None
     if store is not None:
         store.check()
-    cells = build_cells(loaded, settings, time_list, chips, seeds, reads, seed, data_fingerprint(table),
+    cells = build_cells(loaded, settings, time_list, chips, seeds, reads, seed, fingerprints,
                         {"max_length": max_length, "batch_size": batch_size})
     done = store.rows() if store is not None else {}
     todo = [c for c in cells if c.key not in done]
@@ -92,7 +99,7 @@ def run(ckpts: list[str], sigmas=None, seeds: int = 3, data: str = "sst2-dev", t
         rows[row["key"]] = row
         bar.update()
 
-    kw = {"data": str(data), "max_length": max_length, "batch_size": batch_size, "seed": seed}
+    kw = {"max_length": max_length, "batch_size": batch_size, "seed": seed}
     try:
         if backend == "ray":
             run_ray(todo, ray_address, finished, **kw)
@@ -106,10 +113,13 @@ def run(ckpts: list[str], sigmas=None, seeds: int = 3, data: str = "sst2-dev", t
         if store is not None:
             store.consolidate(order=[c.key for c in cells])
     frame = pd.DataFrame([rows[c.key] for c in cells])
+    # rows read back from a shared store carry other sweeps' --set columns: keep only this sweep's axes
+    frame = frame.drop(columns=[c for c in frame.columns if "." in c and c not in axes])
     used = {s.profile.name: s.profile for s in settings}
-    chance = float(labels.value_counts(normalize=True).max())
+    chance = chances[sources[0]]
     meta = {"noisesim_version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
-            "python": platform.python_version(), "data": str(data), "seed": seed, "chips": chips,
+            "python": platform.python_version(), "data": sources[0] if len(sources) == 1 else sources,
+            "data_sha256": fingerprints, "chance_by_data": chances, "seed": seed, "chips": chips,
             "programs_per_chip": seeds, "reads": reads, "times_s": time_list, "axes": axes,
             "sigmas": parse_sigmas(sigmas) if sigmas is not None else None, "chance": chance,
             "cells": len(cells), "cells_reused": len(cells) - len(todo), "backend": backend,

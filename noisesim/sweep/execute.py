@@ -27,7 +27,8 @@ from noisesim.models import load_backbone
 from noisesim.sweep.grid import Cell
 from noisesim.sweep.realize import ProgrammedWeights
 
-_CACHE: dict[tuple, tuple] = {}  # (backbone id, labels, pooling, data, max_length, batch) → (backbone, batches)
+_BACKBONES: dict[tuple, object] = {}  # (backbone id, labels, pooling) → loaded backbone
+_BATCHES: dict[tuple, EvalBatches] = {}  # (backbone id, data, max_length, batch size) → tokenised batches
 
 
 @lru_cache(maxsize=1)
@@ -49,25 +50,28 @@ def device_label() -> str:
 
 
 def _backbone(ckpt: checkpoints.Checkpoint, data: str, max_length: int, batch_size: int):
-    kind = (ckpt.meta["backbone"], ckpt.meta.get("num_labels", 2), ckpt.meta.get("pooling", "mean"), data,
-            max_length, batch_size)
-    if kind not in _CACHE:
-        backbone = load_backbone(kind[0], num_labels=kind[1], pooling=kind[2])
+    """The checkpoint's backbone (loaded once per process) and ``data`` tokenised for it (once per data set)."""
+    kind = (ckpt.meta["backbone"], ckpt.meta.get("num_labels", 2), ckpt.meta.get("pooling", "mean"))
+    if kind not in _BACKBONES:
+        _BACKBONES[kind] = load_backbone(kind[0], num_labels=kind[1], pooling=kind[2])
+    backbone = _BACKBONES[kind]
+    tokens = (kind[0], data, max_length, batch_size)
+    if tokens not in _BATCHES:
         tok = backbone.tokenizer
-        batches = EvalBatches.build(encode(load_table(data), tok, max_length, data), tok.pad_token_id, batch_size)
-        _CACHE[kind] = (backbone, batches)
-    return _CACHE[kind]
+        _BATCHES[tokens] = EvalBatches.build(encode(load_table(data), tok, max_length, data), tok.pad_token_id,
+                                             batch_size)
+    return backbone, _BATCHES[tokens]
 
 
-def evaluate_cells(cells: list[Cell], data: str, max_length: int, batch_size: int, seed: int) -> Iterator[dict]:
+def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: int) -> Iterator[dict]:
     """Evaluate cells in order, yielding one result row per cell as soon as it is done."""
     i = 0
     while i < len(cells):
         j = i
-        while j < len(cells) and cells[j].ckpt_path == cells[i].ckpt_path:
+        while j < len(cells) and (cells[j].ckpt_path, cells[j].data) == (cells[i].ckpt_path, cells[i].data):
             j += 1
         ckpt = checkpoints.read(cells[i].ckpt_path)
-        backbone, batches = _backbone(ckpt, data, max_length, batch_size)
+        backbone, batches = _backbone(ckpt, cells[i].data, max_length, batch_size)
         model = checkpoints.build(ckpt, backbone)
         weights = ProgrammedWeights(adapters_of(model.model))
         profiles: dict[str, object] = {}
@@ -77,39 +81,38 @@ def evaluate_cells(cells: list[Cell], data: str, max_length: int, batch_size: in
                 profile = profiles.setdefault(cell.provenance["profile_sha256"], cell.profile())
                 weights.realize(profile, cell.t, cell.chip, cell.program, cell.read, seed)
                 acc = accuracy(model.model, batches)
-                yield row_of(cell, ckpt, acc, sum(len(x) for x in batches.labels), data, seed,
-                             time.perf_counter() - start)
+                yield row_of(cell, ckpt, acc, sum(len(x) for x in batches.labels), seed, time.perf_counter() - start)
         finally:
             weights.restore()
             remove(model)
         i = j
 
 
-def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, data: str, seed: int,
-           seconds: float) -> dict:
+def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, seed: int, seconds: float) -> dict:
     return {"key": cell.key, "checkpoint": cell.checkpoint, "method": ckpt.method.method,
             "profile": cell.profile_name, "sigma": cell.values.get("gaussian.sigma", float("nan")),
             **{k: v for k, v in cell.values.items() if k != "gaussian.sigma"},
             "time": format_time(cell.t), "time_s": cell.t, "chip": cell.chip, "program": cell.program,
-            "read": cell.read, "seed": seed, "accuracy": acc, "n": n, "data": data,
+            "read": cell.read, "seed": seed, "accuracy": acc, "n": n, "data": cell.data,
             "backbone": ckpt.meta["backbone"], "seconds": round(seconds, 3), **cell.provenance,
             "noisesim_version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
             "device": device_label()}
 
 
-def run_chunk(cells: list[Cell], data: str, max_length: int, batch_size: int, seed: int,
+def run_chunk(cells: list[Cell], max_length: int, batch_size: int, seed: int,
               threads: int | None = None) -> list[dict]:
     """A worker's task: evaluate a chunk of cells and return their rows."""
     if threads:
         torch.set_num_threads(threads)
-    return list(evaluate_cells(cells, data, max_length, batch_size, seed))
+    return list(evaluate_cells(cells, max_length, batch_size, seed))
 
 
 def chunks(cells: list[Cell], size: int) -> list[list[Cell]]:
-    """Consecutive runs of at most ``size`` cells that share a checkpoint (one backbone build per chunk)."""
+    """Consecutive runs of at most ``size`` cells that share a checkpoint and data set."""
     out: list[list[Cell]] = []
     for cell in cells:
-        if out and len(out[-1]) < size and out[-1][-1].ckpt_path == cell.ckpt_path:
+        last = out[-1][-1] if out else None
+        if last is not None and len(out[-1]) < size and (last.ckpt_path, last.data) == (cell.ckpt_path, cell.data):
             out[-1].append(cell)
         else:
             out.append([cell])

@@ -16,7 +16,7 @@ from noisesim import checkpoints
 from noisesim.devices import Profile, load_profile, parse_time
 from noisesim.errors import UserError
 
-AXES = ["checkpoint", "profile", "sigma", "time"]  # plus one column per --set path (they contain a dot)
+AXES = ["data", "checkpoint", "profile", "sigma", "time"]  # plus one column per --set path (they contain a dot)
 REALIZATION = ["chip", "program", "read"]
 
 
@@ -140,32 +140,35 @@ class Cell:
     read: int
     key: str = ""
     provenance: dict = field(default_factory=dict)
+    data: str = "sst2-dev"
 
     def profile(self) -> Profile:
         return Profile(self.profile_data, f"<{self.profile_name}>", name=self.profile_name)
 
 
 def build_cells(loaded: list[checkpoints.Checkpoint], settings: list[Setting], times: list[float], chips: int,
-                programs: int, reads: int, seed: int, data_hash: str, eval_config: dict) -> list[Cell]:
-    """Every checkpoint × setting × chip × programming × time × read, in a fixed order, each keyed by a
-    hash of what determines its number (checkpoint weights, profile content, time, seeds, data, batching);
-    noise-free settings get a single cell."""
+                programs: int, reads: int, seed: int, data: dict[str, str], eval_config: dict) -> list[Cell]:
+    """Every data set × checkpoint × setting × chip × programming × time × read, in a fixed order, each keyed
+    by a hash of what determines its number (checkpoint weights, profile content, time, seeds, data content,
+    batching); noise-free settings get a single cell. ``data`` maps each data set to its fingerprint."""
     cells: list[Cell] = []
-    for ckpt in loaded:
-        ckpt_hash = file_hash(ckpt.path / checkpoints.WEIGHTS)
-        for setting in settings:
-            profile = setting.profile
-            if profile.noiseless:
-                grid = [(0.0, 0, 0, 0)]
-            else:
-                grid = [(t, c, p, r) for c, p in itertools.product(range(chips), range(programs))
-                        for t in times for r in range(reads)]
-            for t, chip, program, read in grid:
-                what = [ckpt_hash, profile.sha256, t, chip, program, read, seed, data_hash, eval_config]
-                key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
-                cells.append(Cell(len(cells), ckpt.name, str(ckpt.path), profile.name, profile.data, setting.values,
-                                  t, chip, program, read, key, {"checkpoint_sha256": ckpt_hash,
-                                                                "profile_sha256": profile.sha256}))
+    hashes = {ckpt.name: file_hash(ckpt.path / checkpoints.WEIGHTS) for ckpt in loaded}
+    for source, data_hash in data.items():
+        for ckpt in loaded:
+            for setting in settings:
+                profile = setting.profile
+                if profile.noiseless:
+                    grid = [(0.0, 0, 0, 0)]
+                else:
+                    grid = [(t, c, p, r) for c, p in itertools.product(range(chips), range(programs))
+                            for t in times for r in range(reads)]
+                for t, chip, program, read in grid:
+                    what = [hashes[ckpt.name], profile.sha256, t, chip, program, read, seed, data_hash, eval_config]
+                    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
+                    cells.append(Cell(len(cells), ckpt.name, str(ckpt.path), profile.name, profile.data,
+                                      setting.values, t, chip, program, read, key,
+                                      {"checkpoint_sha256": hashes[ckpt.name], "profile_sha256": profile.sha256},
+                                      source))
     return cells
 
 
