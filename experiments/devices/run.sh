@@ -3,6 +3,6 @@
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 noisesim sweep --ckpt sst2-stoch --ckpt sst2-grasp --profile rram --profile fefet --chips 2 --seeds 2 \
-  --out experiments/devices/results
+  --csv --out experiments/devices/results
 noisesim sweep --ckpt sst2-stoch --ckpt sst2-grasp --profile pcm --time 1d --set programming.scale=2,4,8 \
-  --seeds 3 --out experiments/devices/pcm-programming-scale
+  --seeds 3 --csv --out experiments/devices/pcm-programming-scale

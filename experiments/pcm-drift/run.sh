@@ -5,7 +5,7 @@ set -euo pipefail
 export HF_HUB_OFFLINE=1
 # 1. The command: 3 chips × 3 programmings per chip × 4 times, global drift compensation (the profile's default).
 noisesim sweep --ckpt sst2-stoch --ckpt sst2-grasp --profile pcm --time 1s,1h,1d,1y --chips 3 \
-  --out experiments/pcm-drift/results
+  --csv --out experiments/pcm-drift/results
 # 2. With and without drift compensation (3 chips × 1 programming each).
 noisesim sweep --ckpt sst2-stoch --ckpt sst2-grasp --profile pcm --time 1s,1h,1d,1y --chips 3 --seeds 1 \
-  --set drift.compensation=none,global --out experiments/pcm-drift/compensation
+  --set drift.compensation=none,global --csv --out experiments/pcm-drift/compensation

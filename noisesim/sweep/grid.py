@@ -17,7 +17,6 @@ from noisesim.devices import Profile, load_profile, parse_time
 from noisesim.errors import UserError
 
 AXES = ["data", "checkpoint", "profile", "sigma", "time"]  # plus one column per --set path (they contain a dot)
-REALIZATION = ["chip", "program", "read"]
 
 
 def parse_sigmas(text: str | list[float]) -> list[float]:
