@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -132,10 +133,17 @@ def sweep(
         raise UserError("no checkpoint given (use --ckpt NAME, or ckpt: in --config)")
     if o.get("sigma") is None and not o.get("profile"):
         o["sigma"] = "0.01,0.02,0.05"
-    result, paths = run_sweep(o["ckpt"], o.get("sigma"), seeds=o["seeds"], data=o["data"], twin=o["twin"],
-                              out=o.get("out") or "auto", profiles=o.get("profile"), times=o.get("time"),
-                              chips=o["chips"], reads=o["reads"], sets=o.get("set"), seed=o["seed"], csv=o["csv"],
-                              workers=o["workers"], backend=o["backend"], ray_address=o.get("ray_address"))
+    if not o.get("out"):
+        o["out"] = str(Path.cwd() / f"noisesim-sweep-{datetime.now():%Y%m%d-%H%M%S}")
+    try:
+        result, paths = run_sweep(o["ckpt"], o.get("sigma"), seeds=o["seeds"], data=o["data"], twin=o["twin"],
+                                  out=o["out"], profiles=o.get("profile"), times=o.get("time"), chips=o["chips"],
+                                  reads=o["reads"], sets=o.get("set"), seed=o["seed"], csv=o["csv"],
+                                  workers=o["workers"], backend=o["backend"], ray_address=o.get("ray_address"))
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: the finished cells are stored in {o['out']}; run the same command with"
+                   f" --out {o['out']} to finish the rest", err=True)
+        raise typer.Exit(130) from None
     summary = summarize(result.frame)
     reused = result.meta.get("cells_reused", 0)
     on = o["data"] if isinstance(o["data"], str) else ", ".join(o["data"])
