@@ -137,14 +137,16 @@ def test_bad_store_config_workers_and_ray_address(tiny_ckpts, tiny_tsv, tmp_path
     assert not out.exists()
 
 
-def test_store_ignores_duplicates_after_a_crash_between_table_and_cleanup(tmp_path):
+def test_store_ignores_duplicates_and_half_written_files_after_a_crash(tmp_path):
     store = ResultStore(tmp_path)
     store.add({"key": "a", "checkpoint": "c", "accuracy": 0.5})
     store.consolidate()
     store.add({"key": "a", "checkpoint": "c", "accuracy": 0.5})  # as if cleanup had not finished
     store.add({"key": "b", "checkpoint": "c", "accuracy": 0.7})
+    (store.cells / ".c.json.x1.tmp").write_text('{"key": "half')  # a write cut short by kill -9
     assert sorted(store.rows()) == ["a", "b"]
-    assert Path(tmp_path / "results.parquet").is_file()
+    assert len(store.consolidate()) == 2
+    assert Path(tmp_path / "results.parquet").is_file() and not store.cells.exists()
 
 
 @pytest.mark.parametrize("name", ["fig6.yaml", "pcm-year.yaml"])

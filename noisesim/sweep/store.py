@@ -95,9 +95,13 @@ class ResultStore:
                 table[col] = values.map(str).where(values.notna(), None) if len(kinds) > 1 else values
             atomic_write(self.table, lambda p: table.to_parquet(p, index=False))
         if self.cells.is_dir():
-            for path in self.cells.glob("*.json"):
+            # cell files are in the table now; *.tmp files are writes a killed process never finished
+            for path in [*self.cells.glob("*.json"), *self.cells.glob(".*.tmp")]:
                 path.unlink(missing_ok=True)
-            self.cells.rmdir() if not any(self.cells.iterdir()) else None
+            if not any(self.cells.iterdir()):
+                self.cells.rmdir()
+        for path in self.folder.glob(f".{TABLE}.*.tmp"):
+            path.unlink(missing_ok=True)
         return frame
 
 
