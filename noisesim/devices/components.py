@@ -16,7 +16,7 @@ Draws are per device: the G+ device first, then the G− device, from the compon
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -55,7 +55,6 @@ class RuntimeRead:
 
     per: str
     var: torch.Tensor
-    extra: dict = field(default_factory=dict)
 
     @property
     def per_output(self) -> bool:
@@ -188,7 +187,7 @@ class Read(Component):
             var = (2 * (self.spec.sigma * self.spec.scale * array.g_max) ** 2) * k2.expand(array.g_pos.shape[0], 1)
         else:
             var = sum(self.device_sigma(g, array.g_max).square() for g in array.devices) * k2
-        array.runtime_read = RuntimeRead(self.spec.per, var.contiguous(), {"seed_gen": gen})
+        array.runtime_read = RuntimeRead(self.spec.per, var.contiguous())  # drawn by the sweep's read hook
 
     @property
     def noiseless(self):
