@@ -83,11 +83,9 @@ def run(ckpts: list[str], sigmas=None, seeds: int = 3, data: str | list[str] = "
         fingerprints[source] = data_fingerprint(table)
         chances[source] = float(labels.value_counts(normalize=True).max())
     store = ResultStore(out) if out is not None else None
-    if store is not None:
-        store.check()
+    done = store.rows() if store is not None else {}  # also rejects a foreign or broken results table
     cells = build_cells(loaded, settings, time_list, chips, seeds, reads, seed, fingerprints,
                         {"max_length": max_length, "batch_size": batch_size})
-    done = store.rows() if store is not None else {}
     todo = [c for c in cells if c.key not in done]
     rows = {k: done[k] for k in (c.key for c in cells) if k in done}
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="sweep", unit="cell", disable=not progress,

@@ -1,11 +1,12 @@
 """Running cells: in this process, in local worker processes, or as Ray tasks — the same function each time.
 
 Every cell is deterministic given its seeds, so the backend changes only the speed, not the numbers.
-A process keeps its loaded backbones and tokenised data between cells (``_CACHE``).
+A process keeps its loaded backbones (``_BACKBONES``) and tokenised data (``_BATCHES``) between cells.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import socket
@@ -19,7 +20,7 @@ import torch
 
 from noisesim import __version__, checkpoints
 from noisesim.data import EvalBatches, encode, load_table
-from noisesim.devices import format_time
+from noisesim.devices import Profile, format_time
 from noisesim.errors import UserError
 from noisesim.evaluate import accuracy
 from noisesim.methods import adapters_of, remove
@@ -65,27 +66,25 @@ def _backbone(ckpt: checkpoints.Checkpoint, data: str, max_length: int, batch_si
 
 def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: int) -> Iterator[dict]:
     """Evaluate cells in order, yielding one result row per cell as soon as it is done."""
-    i = 0
-    while i < len(cells):
-        j = i
-        while j < len(cells) and (cells[j].ckpt_path, cells[j].data) == (cells[i].ckpt_path, cells[i].data):
-            j += 1
-        ckpt = checkpoints.read(cells[i].ckpt_path)
-        backbone, batches = _backbone(ckpt, cells[i].data, max_length, batch_size)
+    for (ckpt_path, data), group in itertools.groupby(cells, key=lambda c: (c.ckpt_path, c.data)):
+        ckpt = checkpoints.read(ckpt_path)
+        backbone, batches = _backbone(ckpt, data, max_length, batch_size)
+        n = sum(len(labels) for labels in batches.labels)
         model = checkpoints.build(ckpt, backbone)
         weights = ProgrammedWeights(adapters_of(model.model))
-        profiles: dict[str, object] = {}
+        profiles: dict[str, Profile] = {}  # validated once per profile content, not once per cell
         try:
-            for cell in cells[i:j]:
+            for cell in group:
                 start = time.perf_counter()
-                profile = profiles.setdefault(cell.provenance["profile_sha256"], cell.profile())
-                weights.realize(profile, cell.t, cell.chip, cell.program, cell.read, seed)
+                sha = cell.provenance["profile_sha256"]
+                if sha not in profiles:
+                    profiles[sha] = cell.profile()
+                weights.realize(profiles[sha], cell.t, cell.chip, cell.program, cell.read, seed)
                 acc = accuracy(model.model, batches)
-                yield row_of(cell, ckpt, acc, sum(len(x) for x in batches.labels), seed, time.perf_counter() - start)
+                yield row_of(cell, ckpt, acc, n, seed, time.perf_counter() - start)
         finally:
             weights.restore()
             remove(model)
-        i = j
 
 
 def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, seed: int, seconds: float) -> dict:
@@ -110,12 +109,9 @@ def run_chunk(cells: list[Cell], max_length: int, batch_size: int, seed: int,
 def chunks(cells: list[Cell], size: int) -> list[list[Cell]]:
     """Consecutive runs of at most ``size`` cells that share a checkpoint and data set."""
     out: list[list[Cell]] = []
-    for cell in cells:
-        last = out[-1][-1] if out else None
-        if last is not None and len(out[-1]) < size and (last.ckpt_path, last.data) == (cell.ckpt_path, cell.data):
-            out[-1].append(cell)
-        else:
-            out.append([cell])
+    for _, group in itertools.groupby(cells, key=lambda c: (c.ckpt_path, c.data)):
+        group = list(group)
+        out += [group[i:i + size] for i in range(0, len(group), size)]
     return out
 
 

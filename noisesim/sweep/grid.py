@@ -118,8 +118,6 @@ def file_hash(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-
-
 @dataclass
 class Cell:
     """One evaluation: a checkpoint under one device setting, at one time, for one (chip, programming, read).

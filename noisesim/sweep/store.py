@@ -42,13 +42,6 @@ class ResultStore:
         self.table = self.folder / TABLE
         self.cells = self.folder / CELLS
 
-    def check(self) -> None:
-        """Fail (UserError) if the folder holds a results table noisesim cannot read as its own."""
-        if self.folder.exists() and not self.folder.is_dir():
-            raise UserError(f"--out {self.folder} is a file, not a results folder")
-        if self.table.exists():
-            self._read_table()
-
     def _read_table(self) -> pd.DataFrame:
         try:
             frame = pd.read_parquet(self.table)
@@ -61,7 +54,10 @@ class ResultStore:
         return frame
 
     def rows(self) -> dict[str, dict]:
-        """Every finished cell, by key (cell files win over the table: they are newer)."""
+        """Every finished cell, by key (cell files win over the table: they are newer). Fails (UserError)
+        if the folder is a file or holds a results table noisesim cannot read as its own."""
+        if self.folder.exists() and not self.folder.is_dir():
+            raise UserError(f"--out {self.folder} is a file, not a results folder")
         out: dict[str, dict] = {}
         if self.table.exists():
             for row in self._read_table().to_dict("records"):
