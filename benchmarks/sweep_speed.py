@@ -7,7 +7,10 @@ Measures, on MiniLM + SST-2 dev (872 sentences), in one process:
 (b) the Fig. 6 grid (sst2-stoch and sst2-grasp × σ ∈ {0, 0.01, 0.02, 0.05} × 3 seeds = 20 cells) end to end
     through ``noisesim.sweep.run`` with the backbone already loaded: wall time and cells per minute;
 (c) peak resident memory of a noisy cell against a clean pass (Linux VmHWM, reset between the two);
-(d) with --aihwkit, the same noisy evaluation in aihwkit-lightning, as a ratio (see ``aihwkit_pass``).
+(d) with --aihwkit, the same noisy evaluation in aihwkit-lightning, as a ratio (see ``aihwkit_pass``);
+(e) the arithmetic floor: FLOPs of one pass (linear layers + attention, on the padded and on the real
+    tokens) over the sustained fp32 matmul rate this machine reaches, hence the least time the grid
+    can take however little else a sweep does.
 """
 
 from __future__ import annotations
@@ -40,6 +43,29 @@ def peak_rss_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def matmul_gflops(d: int = 384, f: int = 1536, tokens: int = 4096, repeats: int = 10) -> float:
+    """Best sustained fp32 rate (GFLOP/s) of the FF matmuls at MiniLM's width: the hardware's ceiling."""
+    x, w1, w2 = torch.randn(tokens, d), torch.randn(d, f), torch.randn(f, d)
+    best = float("inf")
+    for _ in range(repeats + 2):
+        start = time.perf_counter()
+        (x @ w1) @ w2
+        best = min(best, time.perf_counter() - start)
+    return 4 * tokens * d * f / best / 1e9
+
+
+def pass_gflop(batches, model) -> dict:
+    """FLOPs of one evaluation pass: linear layers (2·in·out per token) and attention (4·L·d per token)."""
+    cfg = model.config
+    d, f, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    per_token = 2 * n * (4 * d * d + 2 * d * f)
+    padded = sum(b["input_ids"].numel() for b in batches.batches)
+    real = sum(int(b["attention_mask"].sum()) for b in batches.batches)
+    attention = sum(n * 4 * d * b["input_ids"].shape[0] * b["input_ids"].shape[1] ** 2 for b in batches.batches)
+    return {"tokens_padded": padded, "tokens_real": real, "linear_gflop_padded": per_token * padded / 1e9,
+            "linear_gflop_real": per_token * real / 1e9, "attention_gflop": attention / 1e9}
 
 
 def aihwkit_pass(sigma: float, repeats: int) -> dict:
@@ -126,6 +152,18 @@ def main() -> None:
     print(f"  (b) Fig. 6 grid: {g['cells']} cells in {g['wall_s']:.1f} s ({g['cells_per_min']:.1f} cells/min)")
     print(f"  (c) peak RSS: clean pass {report['peak_rss_mb']['clean']:.0f} MB, noisy cell"
           f" {report['peak_rss_mb']['noisy']:.0f} MB → ×{report['peak_noisy_over_clean']:.3f}")
+    flops, rate = pass_gflop(batches, backbone.model), matmul_gflops()
+    passes = len(grid.frame)
+    report["floor"] = {**flops, "matmul_gflops": rate,
+                       "grid_floor_s_padded": passes * (flops["linear_gflop_padded"] + flops["attention_gflop"]) / rate,
+                       "grid_floor_s_real_tokens": passes * flops["linear_gflop_real"] / rate}
+    f = report["floor"]
+    print(f"  (e) one pass: {f['linear_gflop_padded']:.0f} GFLOP in linear layers ({f['tokens_padded']} padded tokens;"
+          f" {f['linear_gflop_real']:.0f} on the {f['tokens_real']} real ones)"
+          f" + {f['attention_gflop']:.0f} in attention;"
+          f" fp32 matmul here at best {rate:.0f} GFLOP/s → the {passes} passes of the grid need at least"
+          f" {f['grid_floor_s_padded']:.0f} s ({f['grid_floor_s_real_tokens']:.0f} s on real tokens only, linear layers"
+          f" only)")
     if args.aihwkit:
         ah = aihwkit_pass(0.02, args.repeats)
         report["aihwkit_lightning"] = {**ah, "noisy_over_noisesim_cell": ah["noisy"]["median_s"] / cell}

@@ -58,6 +58,8 @@ def train(
     sigma_reduction: str = typer.Option(T.sigma_reduction, help="sum (Eq. 6 as written) | mean (per group parameter)"),
     target_warmup: float = typer.Option(T.target_warmup, help="fraction of steps over which σ_target ramps up"),
     noise_path: str = typer.Option(M.noise_path, help="StochGRASP noise: weight (per step) | local (per token)"),
+    length_group: int = typer.Option(T.length_group, help="group training batches by length within windows of"
+                                     " this many batches (1: plain shuffle)"),
     eval_every: int = typer.Option(T.eval_every),
     dropout: float = typer.Option(T.dropout, help="dropout probability while training (negative: keep the model's)"),
     seed: int = typer.Option(T.seed, help="training stream (head init, batches, dropout, training noise)"),
@@ -73,7 +75,8 @@ def train(
                         sigma_init=sigma_init, noise_path=noise_path, perm_seed=perm_seed)
     tcfg = TrainConfig(steps=steps, batch_size=batch_size, max_length=max_length, lr=lr, head_lr=head_lr,
                        sigma_lr=sigma_lr, lam=lam, sigma_target=sigma_target, sigma_reduction=sigma_reduction,
-                       target_warmup=target_warmup, eval_every=eval_every, dropout=None if dropout < 0 else dropout,
+                       target_warmup=target_warmup, length_group=length_group, eval_every=eval_every,
+                       dropout=None if dropout < 0 else dropout,
                        seed=seed, train_data=data, eval_data=eval_data)
     folder, result, meta = train_checkpoint(out, mcfg, tcfg, model=model, twin=twin, pooling=pooling)
     typer.echo(f"trainable parameters: {result.trainable:,} of {result.total:,} ({result.percent_trainable:.3f} %)")

@@ -29,6 +29,8 @@ class TrainConfig:
       parameter once (the penalty is then a mean over group parameters).
     target_warmup: fraction of the steps over which σ_target ramps linearly from the method's
       sigma_init to sigma_target (0 = the paper's constant target).
+    length_group: training batches are grouped by length within windows of this many batches
+      (1 = plain shuffled batches, padded to their longest sentence).
     dropout: dropout probability of every dropout layer (backbone and head) while training;
       None keeps the model's own (0 by default: the noise already regularises, and steps are faster).
     """
@@ -43,6 +45,7 @@ class TrainConfig:
     sigma_target: float = 0.03
     sigma_reduction: str = "sum"
     target_warmup: float = 0.3
+    length_group: int = 50
     eval_every: int = 100
     dropout: float | None = 0.0
     seed: int = 0
@@ -56,6 +59,8 @@ class TrainConfig:
             raise UserError(f"sigma_reduction={self.sigma_reduction!r} is not known (use sum or mean)")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise UserError(f"dropout={self.dropout} must lie in [0, 1)")
+        if self.length_group < 1:
+            raise UserError(f"length_group={self.length_group} must be at least 1")
         if not 0 <= self.target_warmup <= 1:
             raise UserError(f"target_warmup={self.target_warmup} must lie in [0, 1]")
 
@@ -138,7 +143,8 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float = 0.0, progres
     opt = torch.optim.AdamW(groups, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps))
     trainable, total = count_parameters(backbone)
-    batches = train_batches(train_set, pad, cfg.batch_size, generator(cfg.seed, "train", "batches"))
+    batches = train_batches(train_set, pad, cfg.batch_size, generator(cfg.seed, "train", "batches"),
+                            group=cfg.length_group)
     best = TrainResult(trainable_state(backbone), accuracy(model, dev), 0, trainable, total, 0.0)
     start = time.time()
     bar = tqdm(range(1, cfg.steps + 1), desc="train", disable=not progress, dynamic_ncols=True)
