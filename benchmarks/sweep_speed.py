@@ -58,7 +58,7 @@ def matmul_gflops(d: int = 384, f: int = 1536, tokens: int = 4096, repeats: int 
 
 def pass_gflop(batches, model) -> dict:
     """FLOPs of one evaluation pass: linear layers (2·in·out per token) and attention (4·L·d per token)."""
-    cfg = model.config
+    cfg = model.encoder.config
     d, f, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
     per_token = 2 * n * (4 * d * d + 2 * d * f)
     padded = sum(b["input_ids"].numel() for b in batches.batches)
