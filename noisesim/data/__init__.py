@@ -114,8 +114,9 @@ def train_batches(data: Encoded, pad_id: int, batch_size: int, gen: torch.Genera
     while True:
         order = torch.randperm(len(data), generator=gen)
         usable = len(order) - len(order) % batch_size
-        chunks = list(order[:usable].split(batch_size))
-        if group > 1:  # group=1 keeps the plain shuffle (and its random stream) unchanged
+        if group <= 1:  # the plain shuffle (and its random stream), as before length grouping
+            chunks = list(order[:usable].split(batch_size))
+        else:
             chunks = []
             for start in range(0, usable, window_size):
                 window = order[start: min(usable, start + window_size)]
