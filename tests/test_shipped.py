@@ -24,7 +24,7 @@ def test_shipped_checkpoint_reproduces_recorded_dev_accuracy(minilm, name):
     assert ckpt.path.parent == checkpoints.bundled_store()
     assert (ckpt.path / checkpoints.WEIGHTS).stat().st_size <= 10 * 2**20
     assert ckpt.meta["method"]["k"] == 64 and ckpt.meta["method"]["layers"] == "all"
-    assert ckpt.meta["dev_accuracy"] >= 0.80
+    assert ckpt.meta["dev_accuracy"] >= 0.86  # the floor for shipped checkpoints
     built = checkpoints.build(ckpt, bb)
     try:
         assert accuracy(built.model, dev) == pytest.approx(ckpt.meta["dev_accuracy"], abs=1.5 / 872)

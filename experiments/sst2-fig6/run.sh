@@ -9,9 +9,12 @@ export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1
 
 noisesim train --method grasp-w --k 64 --layers all --rows per-row --steps 2000 --eval-every 200 \
   --dropout 0 --seed 0 --perm-seed 0 --out sst2-grasp &
+twin=$!
 noisesim train --method stochgrasp --k 64 --layers all --rows per-row --steps 2000 --eval-every 200 \
   --dropout 0 --seed 0 --perm-seed 0 --noise-path local --sigma-init 0.003 --sigma-target 0.03 \
   --target-warmup 0.3 --lambda 0.01 --sigma-reduction sum --sigma-lr 5e-4 --twin sst2-grasp --out sst2-stoch &
-wait
+stoch=$!
+wait "$twin"  # one wait per run: a bare `wait` returns 0 even when a run failed
+wait "$stoch"
 unset OMP_NUM_THREADS
 noisesim sweep --ckpt sst2-stoch --sigma 0.01,0.02,0.03,0.04,0.05 --seeds 5 --csv --out results
