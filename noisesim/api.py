@@ -10,18 +10,34 @@ import torch
 from noisesim import checkpoints
 from noisesim.data import load_table
 from noisesim.errors import UserError
-from noisesim.methods import MethodConfig, check_method, inject
+from noisesim.methods import MethodConfig, inject
 from noisesim.models import DEFAULT_BACKBONE, load_backbone
-from noisesim.sweep import SweepResult, run, save, summarize
+from noisesim.sweep import SweepConfig, SweepResult, load_sweep_config, make_config, run, save, summarize
 from noisesim.training import TrainConfig, TrainResult, sigma_values, train
 
 
 def train_checkpoint(out: str, method: MethodConfig, config: TrainConfig, model: str = DEFAULT_BACKBONE,
                      twin: str | None = None, pooling: str = "mean",
                      progress: bool = True) -> tuple[Path, TrainResult, dict]:
-    """Train a method on a backbone and write the best checkpoint; returns (folder, result, meta)."""
-    check_method(method.method)
+    """Train a method on a backbone and write the best checkpoint; returns (folder, result, meta).
+
+    Everything that can be checked is checked before training: the target (``out`` must be new, empty
+    or a checkpoint, and not a shipped name), the twin (an existing checkpoint), the data."""
+    if not isinstance(method, MethodConfig):
+        raise TypeError(f"method must be a MethodConfig, got {type(method).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if pooling not in ("mean", "cls"):
+        raise UserError(f"pooling={pooling!r} is not known (use mean or cls)")
     folder = checkpoints.out_folder(out)
+    if twin is not None:
+        if not isinstance(twin, str):
+            raise TypeError(f"twin must be a checkpoint name or path (str), got {type(twin).__name__}")
+        twin_path = checkpoints.read(twin).path  # must exist and be valid, before any training
+        if twin_path.resolve() == folder.resolve():
+            raise UserError(f"--twin {twin!r} is the checkpoint being written: a checkpoint cannot be its own twin")
+        # a store name stays a name; a path is kept absolute, so it resolves from anywhere
+        twin = twin if twin_path.parent in checkpoints.stores() else str(twin_path.resolve())
     load_table(config.eval_data)  # fail on bad data before the backbone is loaded
     num_labels = max(2, max(load_table(config.train_data)["label"]) + 1)
     backbone = load_backbone(model, num_labels=num_labels, seed=config.seed, pooling=pooling)
@@ -62,67 +78,19 @@ def sigma_summary(sig: torch.Tensor) -> dict[str, float]:
             **{f"q{round(100 * float(p)):02d}": float(v) for p, v in zip(probs, quantiles, strict=True)}}
 
 
-def sweep(ckpts: list[str], sigmas=None, seeds: int = 3, data: str | list[str] = "sst2-dev", twin: bool = True,
-          out: str | Path | None = None, progress: bool = True, profiles: list[str] | None = None,
-          times: str | list | None = None, chips: int = 1, reads: int = 1, sets: list[str] | dict | None = None,
-          seed: int = 0, csv: bool = False, workers: int = 1, backend: str = "local",
-          ray_address: str | None = None) -> tuple[SweepResult, dict[str, Path] | None]:
-    """Run a sweep; with ``out`` (a folder, or 'auto') store every cell there as it finishes, skip cells
-    already stored, and write the summary, plot and sweep.json. Returns (result, written paths).
-
-    ``sigmas`` sweeps the paper's Gaussian noise; ``profiles`` names device profiles (``pcm``, a YAML
-    path); ``times`` ('1s,1h,1d,1y'), ``chips`` × ``seeds`` programmings per chip × ``reads`` are the
-    realizations; ``sets`` ({'programming.scale': [0.5, 1, 2]} or ['programming.scale=0.5,1,2'])
-    sweeps profile parameters; ``workers`` local processes or ``backend='ray'`` run the cells."""
-    if out == "auto":
-        out = Path.cwd() / f"noisesim-sweep-{datetime.now():%Y%m%d-%H%M%S}"
-    result = run(ckpts, sigmas, seeds=seeds, data=data, twin=twin, progress=progress, profiles=profiles,
-                 times=times, chips=chips, reads=reads, sets=sets, seed=seed, out=out, workers=workers,
-                 backend=backend, ray_address=ray_address)
-    if out is None:
+def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfig | None = None,
+          progress: bool = True, **options) -> tuple[SweepResult, dict[str, Path] | None]:
+    """Run a sweep given as a ``SweepConfig`` or as its options (the CLI's names: ckpt, sigma, profile, time,
+    set, chips, seeds, reads, seed, data, twin, out, csv, workers, backend, ray_address, max_length,
+    batch_size). With ``out`` (a folder, or 'auto') every cell is stored there as it finishes, cells already
+    stored are skipped, and the summary, plot and sweep.json are written. Returns (result, written paths)."""
+    config = make_config(ckpts, sigmas, config, **options)
+    if config.out == "auto":
+        config = config.model_copy(update={"out": str(Path.cwd() / f"noisesim-sweep-{datetime.now():%Y%m%d-%H%M%S}")})
+    result = run(config=config, progress=progress)
+    if config.out is None:
         return result, None
-    return result, save(result, Path(out), csv=csv)
-
-
-SWEEP_KEYS = {"ckpt": (str, list), "sigma": (str, float, list), "profile": (str, list), "time": (str, list),
-              "set": (list, dict), "chips": int, "seeds": int, "reads": int, "seed": int, "data": (str, list),
-              "twin": bool, "out": str, "csv": bool, "workers": int, "backend": str, "ray_address": str}
-
-
-def load_sweep_config(path: str | Path) -> dict:
-    """A sweep described in YAML (keys as the CLI's options: ckpt, sigma, profile, time, set, chips, seeds,
-    reads, seed, data, twin, out, csv, workers, backend, ray_address)."""
-    import difflib
-
-    import yaml
-
-    path = Path(path)
-    try:
-        config = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise UserError(f"--config {path}: cannot read it ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"--config {path}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(config, dict):
-        raise UserError(f"--config {path}: must be a YAML mapping of sweep options ({', '.join(SWEEP_KEYS)})")
-    for key, value in config.items():
-        if key not in SWEEP_KEYS:
-            hint = difflib.get_close_matches(str(key), SWEEP_KEYS, n=1)
-            raise UserError(f"--config {path}: unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                            + f"; allowed: {', '.join(SWEEP_KEYS)}")
-        kinds = SWEEP_KEYS[key] if isinstance(SWEEP_KEYS[key], tuple) else (SWEEP_KEYS[key],)
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            raise UserError(f"--config {path}: {key} must be {' or '.join(k.__name__ for k in kinds)},"
-                            f" got {value!r}")
-    for key in ("ckpt", "profile"):
-        if isinstance(config.get(key), str):
-            config[key] = [config[key]]
-    if isinstance(config.get("sigma"), list | float):
-        items = config["sigma"] if isinstance(config["sigma"], list) else [config["sigma"]]
-        config["sigma"] = ",".join(str(v) for v in items)
-    if isinstance(config.get("time"), list):
-        config["time"] = ",".join(str(v) for v in config["time"])
-    return config
+    return result, save(result, Path(config.out), csv=config.csv)
 
 
 __all__ = ["load_sweep_config", "summarize", "sweep", "train_checkpoint"]

@@ -2,34 +2,130 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
 
 import typer
+from typer.core import TyperGroup
 
-from noisesim.errors import UserError
+try:  # typer >= 0.20 carries its own copy of click
+    from typer._click import exceptions as click
+except ImportError:  # older typer: click itself
+    from click import exceptions as click
+
+from noisesim.errors import UserError, one_line
 from noisesim.methods import MethodConfig, check_method
 from noisesim.models import DEFAULT_BACKBONE
 from noisesim.training import TrainConfig
 
 M, T = MethodConfig(), TrainConfig()  # the CLI's defaults are the API's defaults
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+def echo_error(message: object) -> None:
+    """Print ``error: MESSAGE`` on stderr as exactly one line."""
+    typer.echo(f"error: {one_line(message)}", err=True)
+
+
+def usage_message(exc: click.UsageError, root, args: list[str]) -> str:
+    """Click's usage error as one sentence, with a did-you-mean for unknown options and a --help hint."""
+    message = exc.format_message()
+    if isinstance(exc, click.NoSuchOption):
+        message = f"no such option: {exc.option_name}"
+        if exc.possibilities:
+            message += f"; did you mean {' or '.join(sorted(exc.possibilities))}?"
+    if exc.ctx is not None:
+        path = exc.ctx.command_path
+    else:  # the parser's errors carry no context: follow the command names in the arguments
+        path, command = "noisesim", root
+        for arg in args:
+            if arg in getattr(command, "commands", {}):
+                path, command = f"{path} {arg}", command.commands[arg]
+            elif not arg.startswith("-"):
+                break
+    return f"{message.rstrip('.')} (see {path} --help)"
+
+
+class OneLineGroup(TyperGroup):
+    """The root command: usage errors, Ctrl-C and a closed pipe end without a traceback or a box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:  # the caller handles errors itself
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except getattr(click, "NoArgsIsHelpError", ()) as exc:  # bare `noisesim`: the help (rich prints it itself)
+            if exc.format_message().strip():
+                exc.show()
+            code = exc.exit_code
+        except click.UsageError as exc:
+            echo_error(usage_message(exc, self, list(sys.argv[1:] if args is None else args)))
+            code = exc.exit_code
+        except click.ClickException as exc:
+            echo_error(exc.format_message())
+            code = exc.exit_code
+        except (typer.Abort, KeyboardInterrupt):
+            typer.echo("interrupted", err=True)
+            code = 130
+        except BrokenPipeError:  # `noisesim ckpts | head -1`: stop quietly, as click does
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError):
+                pass
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+app = typer.Typer(cls=OneLineGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Accuracy of fine-tuned transformers under analog-device weight noise.")
+
+# OSErrors that mean "this path cannot be used here" (the user's folder or file), not a bug in noisesim
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_PATH_ERRNOS = _NO_ROOM | {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR,
+                           errno.EEXIST, errno.ENOTEMPTY, errno.ENAMETOOLONG, errno.ELOOP, errno.EBUSY,
+                           errno.ETXTBSY, errno.EIO}
+_MEMORY_HINT = {"train": "a smaller --batch-size or --max-length, or a smaller --model",
+                "sweep": "fewer --seeds, --chips, --reads or settings, smaller --data, or fewer --workers"}
+
+
+def environment_error(exc: BaseException, command: str) -> str | None:
+    """The one-line message for an environment failure caused by the user's input, or None for anything else."""
+    if isinstance(exc, OSError) and exc.errno in _PATH_ERRNOS and (exc.filename or exc.errno in _NO_ROOM):
+        name = f" {exc.filename}" if exc.filename is not None else ""
+        if exc.errno in _NO_ROOM:
+            return f"cannot write{name}: {exc.strerror} (free some space or choose another folder)"
+        if exc.errno == errno.EROFS:
+            return f"cannot write{name}: {exc.strerror} (choose another folder)"
+        return f"cannot use{name}: {exc.strerror} (check the path and its permissions, or choose another folder)"
+    torch = sys.modules.get("torch")
+    if isinstance(exc, MemoryError) or (torch is not None and isinstance(exc, torch.cuda.OutOfMemoryError)):
+        hint = _MEMORY_HINT.get(command, "smaller inputs")
+        return f"out of memory in noisesim {command} (use {hint})"
+    return None
 
 
 def user_errors(fn):
-    """Turn a UserError into 'error: …' on stderr and exit code 2 (no traceback)."""
+    """Turn a UserError, an unusable path or exhausted memory into one line 'error: …' and exit code 2.
+
+    Any other exception is a bug and keeps its traceback.
+    """
+    command = fn.__name__.split("_")[0]
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+            echo_error(exc)
+        except (OSError, MemoryError, RuntimeError) as exc:
+            message = environment_error(exc, command)
+            if message is None:
+                raise
+            echo_error(message)
+        raise typer.Exit(2)
 
     return wrapper
 
@@ -69,6 +165,8 @@ def train(
     twin: str | None = typer.Option(None, help="name of this model's deterministic twin (swept alongside)"),
 ):
     """Fine-tune a backbone with a method and save the best dev checkpoint."""
+    import math
+
     from noisesim.api import train_checkpoint
 
     mcfg = MethodConfig(method=check_method(method), k=k, layers=layers, rows=rows, scale=scale, shift=shift,
@@ -76,7 +174,7 @@ def train(
     tcfg = TrainConfig(steps=steps, batch_size=batch_size, max_length=max_length, lr=lr, head_lr=head_lr,
                        sigma_lr=sigma_lr, lam=lam, sigma_target=sigma_target, sigma_reduction=sigma_reduction,
                        target_warmup=target_warmup, length_group=length_group, eval_every=eval_every,
-                       dropout=None if dropout < 0 else dropout,
+                       dropout=None if dropout < 0 and math.isfinite(dropout) else dropout,
                        seed=seed, train_data=data, eval_data=eval_data)
     folder, result, meta = train_checkpoint(out, mcfg, tcfg, model=model, twin=twin, pooling=pooling)
     typer.echo(f"trainable parameters: {result.trainable:,} of {result.total:,} ({result.percent_trainable:.3f} %)")
@@ -90,78 +188,82 @@ def train(
     typer.echo(f"saved {folder}")
 
 
+def sweep_option(name: str, *decls: str, default_text: str | None = None):
+    """A sweep option whose help text and default come from ``SweepConfig`` (None: not given here)."""
+    from noisesim.sweep.config import SweepConfig
+
+    field = SweepConfig.model_fields[name]
+    default = field.default_factory() if field.default_factory else field.default
+    shown = default_text or (",".join(map(str, default)) if isinstance(default, list) else str(default).lower()
+                             if isinstance(default, bool) else str(default))
+    return typer.Option(None, *decls, help=f"{field.description} (default {shown})" if default is not None
+                        or default_text else field.description)
+
+
 @app.command()
 @user_errors
 def sweep(
-    ckpt: list[str] = typer.Option([], "--ckpt", help="checkpoint name or folder (repeatable)"),
-    sigma: str | None = typer.Option(None, help="comma-separated σ of per-weight Gaussian noise (the paper's"
-                                     " protocol; default 0.01,0.02,0.05 when no --profile is given)"),
-    profile: list[str] = typer.Option([], "--profile", help="device profile name or YAML file (repeatable);"
-                                      " see `noisesim profiles list`"),
-    time: str | None = typer.Option(None, "--time", help="times since programming, e.g. 1s,1h,1d,1y (drift)"),
-    set_: list[str] = typer.Option([], "--set", help="sweep a profile parameter: COMPONENT.FIELD=V1,V2"
-                                   " (e.g. programming.scale=0.5,1,2; repeatable)"),
-    chips: int | None = typer.Option(None, help="chips (device-to-device draws) per setting (default 1)"),
-    seeds: int | None = typer.Option(None, help="programmings per chip (noise realizations) (default 3)"),
-    reads: int | None = typer.Option(None, help="reads per programming (read-noise draws) (default 1)"),
-    seed: int | None = typer.Option(None, help="base seed of the chip / program / read streams (default 0)"),
-    data: list[str] = typer.Option([], "--data", help="sst2-dev (default), sst2-train, or a TSV/CSV with"
-                                   " sentence,label (repeatable: one axis value each)"),
-    twin: bool | None = typer.Option(None, "--twin/--no-twin", help="also sweep each StochGRASP checkpoint's"
-                                     " deterministic twin (default twin)"),
-    out: Path | None = typer.Option(None, help="results folder; rerunning into it skips finished cells"
-                                    " (default: ./noisesim-sweep-<time>)"),
-    csv: bool | None = typer.Option(None, "--csv/--no-csv", help="also write results.csv (default no-csv)"),
-    workers: int | None = typer.Option(None, help="local worker processes (default 1, in this process)"),
-    backend: str | None = typer.Option(None, help="local | ray (default local)"),
-    ray_address: str | None = typer.Option(None, help="Ray cluster: auto or HOST:PORT (default: a local instance)"),
-    config: Path | None = typer.Option(None, help="sweep described in YAML; options given here override it"),
+    ckpt: list[str] = sweep_option("ckpt", "--ckpt", default_text="none; required"),
+    sigma: str | None = sweep_option("sigma", default_text="0.01,0.02,0.05 without --profile"),
+    profile: list[str] = sweep_option("profile", "--profile", default_text="none"),
+    time: str | None = sweep_option("time", "--time", default_text="0s"),
+    set_: list[str] = sweep_option("set", "--set", default_text="none"),
+    chips: int | None = sweep_option("chips"),
+    seeds: int | None = sweep_option("seeds"),
+    reads: int | None = sweep_option("reads"),
+    seed: int | None = sweep_option("seed"),
+    data: list[str] = sweep_option("data", "--data"),
+    twin: bool | None = sweep_option("twin", "--twin/--no-twin"),
+    out: str | None = sweep_option("out", default_text="./noisesim-sweep-<time>"),
+    csv: bool | None = sweep_option("csv", "--csv/--no-csv"),
+    workers: int | None = sweep_option("workers"),
+    backend: str | None = sweep_option("backend"),
+    ray_address: str | None = sweep_option("ray_address", default_text="a local instance"),
+    max_length: int | None = sweep_option("max_length"),
+    batch_size: int | None = sweep_option("batch_size"),
+    config: Path | None = typer.Option(None, help="sweep described in YAML (keys: the options' names);"
+                                       " options given here override it"),
 ):
     """Evaluate checkpoints under device noise: table, results store and plot."""
-    from noisesim.api import load_sweep_config
     from noisesim.api import sweep as run_sweep
     from noisesim.report import pivot_table
-    from noisesim.sweep import summarize
+    from noisesim.sweep import SweepConfig, load_sweep_config, summarize
 
     given = {"ckpt": ckpt or None, "sigma": sigma, "profile": profile or None, "time": time, "set": set_ or None,
              "chips": chips, "seeds": seeds, "reads": reads, "seed": seed, "data": data or None, "twin": twin,
-             "out": str(out) if out is not None else None, "csv": csv, "workers": workers, "backend": backend,
-             "ray_address": ray_address}
-    merged = {**(load_sweep_config(config) if config is not None else {}),
-              **{k: v for k, v in given.items() if v is not None}}
-    defaults = {"chips": 1, "seeds": 3, "reads": 1, "seed": 0, "data": "sst2-dev", "twin": True, "csv": False,
-                "workers": 1, "backend": "local"}
-    o = {**defaults, **merged}
-    if not o.get("ckpt"):
-        raise UserError("no checkpoint given (use --ckpt NAME, or ckpt: in --config)")
-    if o.get("sigma") is None and not o.get("profile"):
-        o["sigma"] = "0.01,0.02,0.05"
-    if not o.get("out"):
-        o["out"] = str(Path.cwd() / f"noisesim-sweep-{datetime.now():%Y%m%d-%H%M%S}")
+             "out": out, "csv": csv, "workers": workers, "backend": backend, "ray_address": ray_address,
+             "max_length": max_length, "batch_size": batch_size}
+    options = {**(load_sweep_config(config) if config is not None else {}),
+               **{k: v for k, v in given.items() if v is not None}}
+    if options.get("out") in (None, "auto"):
+        options["out"] = str(Path.cwd() / f"noisesim-sweep-{datetime.now():%Y%m%d-%H%M%S}")
+    cfg = SweepConfig.build(**options)
+    for note in cfg.notices:
+        typer.echo(f"note: {note}", err=True)
     try:
-        result, paths = run_sweep(o["ckpt"], o.get("sigma"), seeds=o["seeds"], data=o["data"], twin=o["twin"],
-                                  out=o["out"], profiles=o.get("profile"), times=o.get("time"), chips=o["chips"],
-                                  reads=o["reads"], sets=o.get("set"), seed=o["seed"], csv=o["csv"],
-                                  workers=o["workers"], backend=o["backend"], ray_address=o.get("ray_address"))
+        result, paths = run_sweep(config=cfg)
     except KeyboardInterrupt:
-        typer.echo(f"interrupted: the finished cells are stored in {o['out']}; run the same command with"
-                   f" --out {o['out']} to finish the rest", err=True)
+        where = cfg.out
+        typer.echo(f"interrupted: the finished cells are stored in {where}; run the same command with"
+                   f" --out {where} to finish the rest", err=True)
         raise typer.Exit(130) from None
+    for note in result.meta["notices"][len(cfg.notices):]:
+        typer.echo(f"note: {note}", err=True)
     summary = summarize(result.frame)
     reused = result.meta.get("cells_reused", 0)
-    on = o["data"] if isinstance(o["data"], str) else ", ".join(o["data"])
-    typer.echo(f"accuracy (%) on {on}, mean ± std over {o['chips']} chip(s) × {o['seeds']} programming(s)"
-               f" × {o['reads']} read(s){' (σ=0: clean)' if o.get('sigma') is not None else ' (ideal: clean)'}"
+    clean = "σ=0: clean" if cfg.sigma is not None else "ideal: clean"
+    typer.echo(f"accuracy (%) on {', '.join(cfg.data)}, mean ± std over {cfg.chips} chip(s) × {cfg.seeds}"
+               f" programming(s) × {cfg.reads} read(s) ({clean})"
                + (f"; {reused} of {result.meta['cells']} cells were already stored" if reused else ""))
     typer.echo(pivot_table(summary).to_string())
-    if o["chips"] > 1 or o["reads"] > 1:
+    if cfg.chips > 1 or cfg.reads > 1:
         parts = summary[summary["count"] > 1]
         if len(parts):
             typer.echo("spread (std, points): " + ", ".join(
                 f"{name} {100 * parts[col].mean():.2f}" for name, col in
                 (("total", "sd_total"), ("chip", "sd_chip"), ("programming", "sd_program"), ("read", "sd_read"))
                 if parts[col].notna().any()) + " (mean over settings; summary.csv has each)")
-            if o["chips"] > 1 and o["seeds"] == 1:
+            if cfg.chips > 1 and cfg.seeds == 1:
                 typer.echo("  (one programming per chip: chip and programming variation are not separable;"
                            " use --seeds 2 or more)")
     typer.echo(f"chance (majority class): {100 * result.chance:.1f} %")
@@ -176,12 +278,15 @@ def plot(
     x: str | None = typer.Option(None, help="sigma | time | a --set path (default: what varies)"),
     hue: str = typer.Option("checkpoint", help="one line per value of this column"),
     col: str | None = typer.Option(None, help="one panel per value of this column (e.g. profile)"),
-    out: Path | None = typer.Option(None, help="file stem (default: RESULTS/accuracy_vs_X); writes .png and .svg"),
+    out: str | None = typer.Option(None, help="file stem (default: RESULTS/accuracy_vs_X); writes .png and .svg"),
 ):
     """Plot a stored sweep: accuracy vs σ or time (log axis), PNG and SVG."""
     from noisesim.report import plot_axis, plot_grid
     from noisesim.sweep import load
+    from noisesim.sweep.store import check_output_file
 
+    if out is not None:
+        out = check_output_file(out)
     result = load(results)
     x = x or plot_axis(result.frame)
     stem = out or Path(results) / f"accuracy_vs_{x}"
@@ -192,15 +297,17 @@ def plot(
 @app.command()
 @user_errors
 def report(results: Path = typer.Argument(..., help="a sweep's output folder"),
-           out: Path | None = typer.Option(None, help="also write the Markdown to this file")):
+           out: str | None = typer.Option(None, help="also write the Markdown to this file")):
     """A Markdown table of a stored sweep's summary (mean ± std, 95 % interval, spread by level)."""
     from noisesim.report import markdown_report
     from noisesim.sweep import load
+    from noisesim.sweep.store import atomic_write, check_output_file
 
+    path = check_output_file(out) if out is not None else None
     text = markdown_report(load(results))
+    if path is not None:
+        atomic_write(path, lambda p: p.write_text(text + "\n", encoding="utf-8"))
     typer.echo(text)
-    if out is not None:
-        out.write_text(text + "\n")
 
 
 profiles_app = typer.Typer(no_args_is_help=True, help="Device profiles: list, show, validate.")
@@ -210,12 +317,17 @@ app.add_typer(profiles_app, name="profiles")
 @profiles_app.command("list")
 @user_errors
 def profiles_list():
-    """The shipped and user profiles with their components."""
-    from noisesim.devices import known_profiles, load_profile
+    """The shipped and user profiles with their components; a broken or shadowing user file is listed with
+    its problem (it does not stop the listing)."""
+    from noisesim.devices import profile_listing
+    from noisesim.errors import one_line
 
-    for name, path in known_profiles().items():
-        prof = load_profile(name)
-        typer.echo(f"{name:10s} {', '.join(c.key for c in prof.components) or '(no noise)':45s} {path}")
+    for entry in profile_listing():
+        if entry.problem is None:
+            what = ", ".join(c.key for c in entry.profile.components) or "(no noise)"
+        else:
+            what = f"INVALID: {entry.problem}"
+        typer.echo(one_line(f"{entry.name:10s} {what:45s} {entry.path}"))
 
 
 @profiles_app.command("show")
@@ -224,7 +336,11 @@ def profiles_show(name: str = typer.Argument(..., help="profile name or YAML fil
     """Print a profile's YAML (with its source header)."""
     from noisesim.devices import load_profile
 
-    typer.echo(Path(load_profile(name).source).read_text().rstrip())
+    prof = load_profile(name)
+    try:  # already read once, bounded and checked as UTF-8
+        typer.echo(prof.path.read_text(encoding="utf-8").rstrip())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{prof.path}: cannot read profile ({exc})") from None
 
 
 @profiles_app.command("validate")
@@ -241,7 +357,7 @@ def profiles_validate(files: list[Path] = typer.Argument(..., help="YAML files t
 @app.command()
 @user_errors
 def ckpts():
-    """List the checkpoints in the bundled and user stores."""
+    """List the checkpoints in the bundled and user stores (an unusable one is listed with its problem)."""
     import pandas as pd
 
     from noisesim.checkpoints import listing
@@ -251,16 +367,16 @@ def ckpts():
         typer.echo("no checkpoints")
         return
     frame = pd.DataFrame(rows)
-    frame["dev_accuracy"] = frame["dev_accuracy"].map(lambda v: f"{100 * v:.2f}" if v is not None else "")
-    typer.echo(frame.fillna("").to_string(index=False))
+    frame["dev_accuracy"] = frame["dev_accuracy"].map(
+        lambda v: f"{100 * v:.2f}" if isinstance(v, int | float) and v == v else "")
+    if frame["problem"].isna().all():
+        frame = frame.drop(columns="problem")
+    typer.echo(frame.astype(object).fillna("").to_string(index=False))
 
 
 def main():
-    try:
-        app()
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        sys.exit(130)
+    """The ``noisesim`` entry point: every user error ends as one line ``error: …``, exit 2."""
+    app(prog_name="noisesim")
 
 
 if __name__ == "__main__":

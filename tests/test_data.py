@@ -26,6 +26,102 @@ def test_user_csv_and_bad_labels(tmp_path):
         load_table(empty)
 
 
+def _write(path, content):
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    return path
+
+
+@pytest.mark.parametrize(("name", "content", "labels"), [
+    ("float.tsv", "sentence\tlabel\nok\t1.0\nfine\t 0 \n", [1, 0]),  # an exact integer written as 1.0
+    ("big.tsv", "sentence\tlabel\nok\t9999\nx\t007\n", [9999, 7]),  # the largest class index, leading zeros
+    ("bom.tsv", "\ufeffsentence\tlabel\r\na \"q\" b\t1\r\n\r\nc\t0\r\n", [1, 0]),  # BOM, CRLF, blank line
+    ("quoted.csv", 'label,sentence,extra\n1,"a, b",x\n0,"say ""hi""\nthere",y\n', [1, 0]),
+])
+def test_strict_loader_accepts(tmp_path, name, content, labels):
+    table = load_table(_write(tmp_path / name, content))
+    assert list(table["label"]) == labels
+    assert table.features["label"].dtype == "int64" and table.features["sentence"].dtype == "string"
+    if name == "quoted.csv":
+        assert table["sentence"] == ["a, b", 'say "hi"\nthere']
+    if name == "bom.tsv":
+        assert table["sentence"] == ['a "q" b', "c"]  # TSV: quotes are ordinary characters
+
+
+@pytest.mark.parametrize(("content", "fragments"), [
+    ("sentence\tlabel\nok\t99999999999999999999\n", ["line 2", "out of range", "9999"]),  # would wrap an int64
+    ("sentence\tlabel\nok\t10000\n", ["line 2", "out of range"]),
+    ("sentence\tlabel\nok\t1.5\n", ["line 2", "'1.5' is not a class index"]),
+    ("sentence\tlabel\nok\tTrue\n", ["'True' is not a class index"]),
+    ("sentence\tlabel\nok\t-1\n", ["'-1' is not a class index"]),
+    ("sentence\tlabel\nok\t1e0\n", ["'1e0' is not a class index"]),
+    ("sentence\tlabel\nok\t\u0661\n", ["is not a class index"]),  # a non-ASCII digit
+    ("sentence\tlabel\nok\t1\nbad\t\n", ["line 3", "label '' is not a class index"]),
+    ("sentence\tlabel\ngood\t1\n3\tfine movie\t1\n", ["line 3", "3 tab-separated field(s)", "header has 2"]),
+    ("sentence\tlabel\ngood\t1\nno label here\n", ["line 3", "1 tab-separated field(s)", "header has 2"]),
+    ("sentence\tlabel\n\t1\n", ["line 2", "empty sentence"]),
+    ("sentence\tlabel\n   \t1\n", ["line 2", "empty sentence"]),
+    ("sentence\tlabel\tlabel\nok\t1\t1\n", ["line 1", "duplicate column", "'label'"]),
+    ("sentence\tlabel\n", ["no rows"]),
+    ("", ["is empty"]),
+    ("\n\n\n", ["is empty"]),
+    ("text\ty\nhello\t1\n", ["lacks column(s) sentence, label", "found 'text', 'y'"]),
+    ("sentence\tlabel\nok\x00\t1\n", ["line 2", "NUL byte"]),
+    (b"sentence\tlabel\nok\t1\nnon-utf8 \xff\t0\n", ["line 3", "not UTF-8", "0xff"]),
+    ("sentence\tlabel\nok\t1\n" + "x" * 200_000 + "\t1\n", ["line 3", "field limit"]),
+])
+def test_strict_loader_refuses_with_line_number(tmp_path, content, fragments):
+    path = _write(tmp_path / "bad.tsv", content)
+    with pytest.raises(UserError) as info:
+        load_table(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+@pytest.mark.parametrize(("content", "fragments"), [
+    ('sentence,label\n"a, b,1\nc,0\n', ["line 2", "cannot parse it as CSV"]),  # an unclosed quote
+    ('sentence,label\n"a" b,1\n', ["line 2", "cannot parse it as CSV"]),
+    ("sentence,label\nfine, really,1\n", ["line 2", "3 comma-separated field(s)", "double quotes"]),
+    ('sentence,label\n"multi\nline",1\nx,1,2\n', ["line 4", "3 comma-separated"]),  # numbering past a quoted newline
+])
+def test_strict_csv_refuses(tmp_path, content, fragments):
+    with pytest.raises(UserError) as info:
+        load_table(_write(tmp_path / "bad.csv", content))
+    for fragment in fragments:
+        assert fragment in str(info.value), str(info.value)
+
+
+def test_unusable_paths(tmp_path, monkeypatch):
+    import noisesim.data as data
+
+    (tmp_path / "folder.tsv").mkdir()
+    cases = {str(tmp_path / "folder.tsv"): "is a folder", str(tmp_path / "nope.tsv"): "not found",
+             str(tmp_path / "nope" / "x.tsv"): "not found", "": "no data file named", "/dev/null": "not a regular file",
+             "a" * 5000: "cannot read data file", "a\x00b.tsv": "cannot read data file"}
+    for source, fragment in cases.items():
+        with pytest.raises(UserError, match=fragment):
+            load_table(source)
+    big = tmp_path / "big.tsv"
+    big.write_text("sentence\tlabel\nok\t1\n")
+    monkeypatch.setattr(data, "MAX_BYTES", 10)
+    with pytest.raises(UserError, match="larger than"):
+        load_table(big)
+
+
+def test_unreadable_file(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    path = _write(tmp_path / "x.tsv", "sentence\tlabel\nok\t1\n")
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", denied)  # chmod 000 does not stop root
+    with pytest.raises(UserError, match="cannot read data file .*Permission denied"):
+        load_table(path)
+
+
 def _encoded(n: int, seed: int = 0):
     import torch
 

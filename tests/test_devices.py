@@ -356,3 +356,116 @@ def test_weight_space_fast_path_equals_the_conductance_path():
     got = fast.realize(w, chip=1, program=2, seed=4, layer="l").weight
     torch.testing.assert_close(got, pair.weight(), rtol=1e-5, atol=1e-6)
     assert abs((got - w).std().item() / 0.03 - 1) < 0.05
+
+
+# --- refused input and non-finite realizations (issue 9) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("weight", [torch.ones(4, 4, dtype=torch.int64), torch.ones(4, 4, dtype=torch.int32),
+                                    torch.ones(4, 4, dtype=torch.bool), torch.ones(4, 4, dtype=torch.complex64)],
+                         ids=["int64", "int32", "bool", "complex"])
+@pytest.mark.parametrize("name", ["gaussian", "pcm", "ideal"])
+def test_non_float_weights_are_refused_not_rounded(weight, name):
+    with pytest.raises(TypeError, match=r"weight must be a floating-point tensor, not torch\."):
+        devices.apply(name, weight)
+    with pytest.raises(TypeError, match="weight must be a torch.Tensor, not list"):
+        devices.load_profile(name).realize([[1.0]])
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("name", ["ideal", "gaussian", "pcm"])
+def test_non_finite_input_weight_is_an_error(bad, name):
+    w = torch.randn(8, 8) * 0.05
+    w[3, 4] = bad
+    with pytest.raises(UserError, match=r"'.*': the weight in layer enc\.0 holds inf or NaN before any noise"):
+        devices.load_profile(name).realize(w, layer="enc.0")
+
+
+def test_half_precision_overflow_names_the_component():
+    w = torch.full((16, 16), 6.5e4, dtype=torch.float16)  # float16 max 65504
+    prof = devices.gaussian(1000.0)
+    with pytest.raises(UserError, match=r"'gaussian': noise\[0\] gaussian produced non-finite weights in layer L"):
+        prof.realize(w, layer="L")
+    assert torch.isfinite(devices.gaussian(0.01).realize(w.float(), layer="L").weight).all()
+
+
+def test_overflow_when_mapping_back_is_an_error():
+    w = torch.full((8, 8), 3.0e38)
+    w[0] = -3.0e38
+    prof = profile(("gaussian", {"sigma": 1000.0, "relative_to": "value"}))
+    with pytest.raises(UserError, match="the weights in layer x overflow when mapped back from conductances"):
+        prof.realize(w, layer="x")
+
+
+def test_a_component_that_makes_nan_is_named(monkeypatch):
+    prof = profile(("programming", {"coefficients": [0.1]}), ("levels", {"n": 8}), ("read", {"sigma": 0.01}))
+
+    def broken(self, array, gen, t):
+        array.g_neg[0, 0] = math.nan
+
+    monkeypatch.setattr(C.Levels, "apply", broken)
+    with pytest.raises(UserError, match=r"noise\[1\] levels produced non-finite weights in layer q"):
+        prof.realize(torch.randn(8, 8), layer="q")
+
+
+@pytest.mark.parametrize("t,error", [(-1.0, UserError), (math.inf, UserError), (math.nan, UserError),
+                                     (10 ** 400, UserError), ("1d", TypeError), (True, TypeError)])
+def test_realize_time_must_be_finite_seconds(t, error):
+    with pytest.raises(error):
+        devices.load_profile("pcm").realize(torch.randn(4, 4), t=t)
+
+
+@pytest.mark.parametrize("t", ["-1s", "1e999s", "nan", ".inf", "1 fortnight", 10 ** 400])
+def test_apply_time_strings_are_user_errors(t):
+    with pytest.raises(UserError, match="time"):
+        devices.apply("pcm", torch.randn(4, 4), t=t)
+
+
+def test_gaussian_sigma_is_checked():
+    for bad in (math.inf, math.nan, -0.1, 1e300, 10 ** 400):
+        with pytest.raises(UserError, match=r"noise\[0\]\.gaussian\.sigma"):
+            devices.gaussian(bad)
+    for bad in ("0.1", None, True, [0.1]):
+        with pytest.raises(TypeError, match="sigma must be a number"):
+            devices.gaussian(bad)
+    assert devices.gaussian(np.float32(0.5)).components[0].spec.sigma == 0.5
+
+
+def test_empty_weight_and_profile_data_is_copied():
+    assert devices.apply("pcm", torch.empty(0, 5)).shape == (0, 5)
+    data = {"noise": [{"gaussian": {"sigma": 0.1}}]}
+    prof = Profile(data, "<t>")
+    sha = prof.sha256
+    data["noise"][0]["gaussian"]["sigma"] = 0.2  # the caller's dict no longer changes the profile
+    assert prof.sha256 == sha and prof.components[0].spec.sigma == 0.1
+    assert devices.load_profile("pcm").with_values({"programming.scale": np.float64(2.0)}).sha256
+
+
+@pytest.mark.parametrize("index", ["-1", "-2", "1.0", "+1", " 1", "0x1", "\uff11", "", "99", "2"])
+def test_set_noise_index_must_be_a_listed_position(index):
+    with pytest.raises(UserError, match=r"give noise\[I\] with I from 0 to 1 .*negative indices are not accepted"):
+        devices.load_profile("pcm").with_values({f"noise[{index}].scale": 2})
+
+
+def test_set_noise_index_and_values_are_validated():
+    pcm = devices.load_profile("pcm")
+    assert pcm.with_values({"noise[1].scale": 2}).components[1].spec.scale == 2  # the drift component
+    assert pcm.with_values({"noise[0].scale": 3}).components[0].spec.scale == 3
+    for path, value, fragment in [("programming.scale", math.inf, "finite"), ("mapping.g_max", 1e-300, "1e-06"),
+                                  ("drift.nu_mean.a", math.nan, "finite"), ("drift.t0", "1e999s", "finite"),
+                                  ("programming.scael", 1.0, "did you mean 'scale'")]:
+        with pytest.raises(UserError, match=fragment):
+            pcm.with_values({path: value})
+    with pytest.raises(TypeError, match="values must be a dict"):
+        pcm.with_values({1: 2})
+    with pytest.raises(UserError, match="no noise components"):
+        devices.load_profile("ideal").with_values({"noise[0].sigma": 0.1})
+    with pytest.raises(UserError, match="'ideal' must be noise-free"):
+        devices.load_profile("ideal").with_values({"mapping.clip_sigma": 2.0})
+
+
+def test_flicker_read_time_above_t0_is_refused_not_a_math_error():
+    with pytest.raises(UserError, match="t_read .* must not exceed t0"):
+        profile(("drift", {"t0": 1.0, "read_noise": {"t_read": 10.0}}))
+    prof = profile(("drift", {"t0": 1.0, "read_noise": {"t_read": 1.0}}))
+    assert torch.isfinite(prof.realize(torch.randn(8, 8), t=0.0).weight).all()

@@ -158,3 +158,47 @@ def test_eval_batches_are_length_sorted():
     b = EvalBatches.build(Encoded(ids, torch.arange(5), "x"), 0, batch_size=2)
     assert [x["input_ids"].shape[1] for x in b.batches] == [3, 7, 9]
     assert b.labels[0].tolist() == [1, 3]
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    ({"method": "lora"}, "unknown method 'lora'"),
+    ({"k": 0}, "k=0"),
+    ({"k": 4.0}, "k=4.0"),
+    ({"k": True}, "k=True"),
+    ({"layers": "qq"}, "unknown layer selection qq"),
+    ({"rows": "all"}, "rows='all'"),
+    ({"noise_path": "both"}, "noise_path='both'"),
+    ({"sigma_init": 0.0}, "sigma_init=0.0"),
+    ({"sigma_init": float("nan")}, "finite number"),
+    ({"sigma_init": float("inf")}, "finite number"),
+    ({"perm_seed": -1}, "perm_seed=-1"),
+    ({"scale": False, "shift": False}, "needs scale or shift"),
+    ({"scale": "yes"}, "scale='yes'"),
+    ({"rank": 8}, "rank=8 is invalid: Extra inputs"),
+])
+def test_method_config_refuses_bad_values(kwargs, fragment):
+    with pytest.raises(UserError, match=fragment.replace("(", r"\(")) as err:
+        MethodConfig(**kwargs)
+    assert str(err.value).startswith("method config: ") and "\n" not in str(err.value)
+
+
+def test_method_config_round_trips_and_validates_from_dict():
+    cfg = MethodConfig(method="grasp", k=8, layers="k,v", scale=False)
+    assert MethodConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(UserError, match="must be a mapping"):
+        MethodConfig.from_dict(["grasp"])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_accuracy_refuses_non_finite_logits(bad):
+    from noisesim.evaluate import accuracy
+
+    bb = tiny_backbone("bert")
+    inject(bb, MethodConfig(method="grasp-w", k=4))
+    inputs = batch(bb)
+    dev = EvalBatches([inputs], [torch.tensor([1, 0, 1, 0, 0, 1])])
+    assert 0 <= accuracy(bb.model, dev) <= 1
+    with torch.no_grad():
+        bb.model.head.out.bias[0] = bad  # the majority-class argmax would otherwise be scored
+    with pytest.raises(UserError, match="outputs are not finite"):
+        accuracy(bb.model, dev)

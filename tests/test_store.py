@@ -127,7 +127,7 @@ def test_bad_store_config_workers_and_ray_address(tiny_ckpts, tiny_tsv, tmp_path
     bad_cfg.write_text("ckpt: [x]\nsigmaa: 0.1\n")
     assert_user_error(invoke("sweep", "--config", bad_cfg), "unknown key 'sigmaa'", "did you mean 'sigma'")
     out = tmp_path / "none"
-    assert_user_error(invoke(*base, "--workers", "0", "--out", out), "--workers 0 must be >= 1")
+    assert_user_error(invoke(*base, "--workers", "0", "--out", out), "--workers 0: must be >= 1")
     assert_user_error(invoke(*base, "--backend", "dask", "--out", out), "--backend 'dask'")
     assert_user_error(invoke("plot", tmp_path / "nowhere"), "holds no results")
     assert not out.exists()

@@ -1,5 +1,7 @@
+import pytest
 import torch
 
+from noisesim.errors import UserError
 from noisesim.methods import MethodConfig, adapters_of, inject
 from noisesim.models import tiny_backbone
 from noisesim.training import TrainConfig, lr_factor, sigma_penalty, sigma_target_at, sigma_values
@@ -66,3 +68,124 @@ def test_training_improves_and_is_reproducible(tiny_dirs, tiny_tsv):
     assert all(torch.equal(a.state[k], b.state[k]) for k in a.state)
     assert a.history[-1]["sigma_mean"] > 0.007  # σ moved from 0.003 toward 0.01
     assert 0 < a.trainable < a.total
+
+
+@pytest.mark.parametrize("field,value,fragment", [
+    ("lr", float("nan"), "finite number"),
+    ("lr", float("inf"), "finite number"),
+    ("lr", 0.0, "greater than 0"),
+    ("lr", 1e6, "less than or equal to 10"),
+    ("head_lr", -1e-3, "greater than 0"),
+    ("sigma_lr", float("nan"), "finite number"),
+    ("lam", float("-inf"), "finite number"),
+    ("lam", -0.1, "greater than or equal to 0"),
+    ("sigma_target", float("nan"), "finite number"),
+    ("sigma_target", 5.0, "less than or equal to 1"),
+    ("target_warmup", 1.5, "less than or equal to 1"),
+    ("dropout", 1.0, "less than 1"),
+    ("dropout", float("nan"), "finite number"),
+    ("eval_every", 0, "greater than or equal to 1"),
+    ("max_length", 0, "greater than or equal to 2"),
+    ("steps", 0, "greater than or equal to 1"),
+    ("batch_size", 0, "greater than or equal to 1"),
+    ("length_group", 0, "greater than or equal to 1"),
+    ("seed", -1, "greater than or equal to 0"),
+    ("sigma_reduction", "avg", "'sum' or 'mean'"),
+    ("steps", 1.5, "valid integer"),
+    ("batch_size", True, "valid integer"),
+    ("lr", "0.1", "valid number"),
+    ("train_data", "", "at least 1 character"),
+])
+def test_train_config_refuses_bad_values(field, value, fragment):
+    with pytest.raises(UserError, match=fragment) as err:
+        TrainConfig(**{field: value})
+    assert f"{field}=" in str(err.value) and "--" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_train_config_refuses_unknown_keys_and_bad_assignment():
+    with pytest.raises(UserError, match="lr_head=.*remove that key"):
+        TrainConfig(lr_head=1e-3)
+    cfg = TrainConfig()
+    with pytest.raises(UserError, match="eval_every=0"):
+        cfg.eval_every = 0
+    assert cfg.eval_every == 100
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["--lr", "nan"], "lr=nan"),
+    (["--head-lr", "inf"], "head_lr=inf"),
+    (["--eval-every", "0"], "eval_every=0"),
+    (["--lambda", "nan"], "--lambda"),
+    (["--dropout", "nan"], "dropout=nan"),
+    (["--dropout", "-inf"], "dropout=-inf"),
+    (["--max-length", "0"], "max_length=0"),
+    (["--sigma-init", "0"], "sigma_init=0"),
+    (["--k", "0"], "k=0"),
+])
+def test_train_cli_refuses_non_finite_and_out_of_range(args, fragment, tiny_dirs, tiny_tsv):
+    from typer.testing import CliRunner
+
+    from noisesim.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--model", tiny_dirs["bert"], "--data", tiny_tsv, "--eval-data",
+                                      tiny_tsv, "--steps", "2", "--out", "x", *args])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.output
+
+
+def test_divergence_stops_training_and_writes_nothing(tiny_dirs, tiny_tsv, monkeypatch):
+    import noisesim.training as training
+    from noisesim import checkpoints
+    from noisesim.api import train_checkpoint
+
+    real, calls = training.F.cross_entropy, {"n": 0}
+
+    def blows_up(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs) * (float("nan") if calls["n"] >= 3 else 1.0)
+
+    monkeypatch.setattr(training.F, "cross_entropy", blows_up)
+    cfg = TrainConfig(steps=6, batch_size=8, max_length=16, eval_every=2, train_data=tiny_tsv, eval_data=tiny_tsv)
+    with pytest.raises(UserError, match="diverged at step 3: the loss \\(nan\\) is not finite.*lower --lr"):
+        train_checkpoint("x", MethodConfig(method="grasp-w", k=4), cfg, model=tiny_dirs["bert"], progress=False)
+    assert not checkpoints.user_store().exists()
+
+
+def test_non_finite_parameter_stops_training(tiny_dirs, tiny_tsv):
+    from noisesim.models import load_backbone
+    from noisesim.training import train
+
+    bb = load_backbone(tiny_dirs["bert"])
+    inject(bb, MethodConfig(method="grasp-w", k=4))
+    mu = next(a.mu for a in adapters_of(bb.model).values())
+    mu.register_hook(lambda g: torch.full_like(g, float("inf")))  # the first step makes μ non-finite
+    cfg = TrainConfig(steps=4, batch_size=8, max_length=16, eval_every=1, train_data=tiny_tsv, eval_data=tiny_tsv)
+    with pytest.raises(UserError, match="diverged at step"):
+        train(bb, cfg, progress=False)
+
+
+def test_train_checkpoint_names_wrong_argument_types(tiny_tsv):
+    from noisesim.api import train_checkpoint
+
+    with pytest.raises(TypeError, match="method must be a MethodConfig"):
+        train_checkpoint("x", "grasp", TrainConfig())
+    with pytest.raises(TypeError, match="config must be a TrainConfig"):
+        train_checkpoint("x", MethodConfig(), {"steps": 3})
+    with pytest.raises(TypeError, match="out must be"):
+        train_checkpoint(3, MethodConfig(), TrainConfig())
+    with pytest.raises(UserError, match="pooling='max'"):
+        train_checkpoint("x", MethodConfig(), TrainConfig(), pooling="max")
+
+
+def test_sentences_longer_than_the_model_takes_are_refused(tiny_dirs, tmp_path):
+    from noisesim.models import load_backbone
+    from noisesim.training import train
+
+    data = tmp_path / "long.tsv"
+    data.write_text("sentence\tlabel\n" + "the good movie " * 40 + "\t1\nbad\t0\n")
+    bb = load_backbone(tiny_dirs["bert"])
+    inject(bb, MethodConfig(method="grasp", k=4))
+    cfg = TrainConfig(steps=2, max_length=100, train_data=str(data), eval_data=str(data))
+    with pytest.raises(UserError, match="takes at most 64: use --max-length 64 or less"):
+        train(bb, cfg, progress=False)

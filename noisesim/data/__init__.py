@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import csv
+import io
+import re
+import stat
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import datasets
-import pandas as pd
+import pyarrow as pa
 import torch
 
 from noisesim.errors import UserError
 
 BUNDLED = {"sst2-train": "train.tsv", "sst2-dev": "dev.tsv"}
 REQUIRED_COLUMNS = ("sentence", "label")
+MAX_BYTES = 256 * 2**20  # a data file is read whole; SST-2 train is 3.8 MB
+MAX_LABEL = 9_999  # labels are class indices 0 .. 9999 (a head with more classes is not a noise study)
+_LABEL = re.compile(r"([0-9]+)(?:\.0*)?")  # 1 or 1.0 (an exact integer); not 1.5, -1, 1e0, True, ""
+_HINT = "give a TSV/CSV with 'sentence' and 'label' columns, or one of " + ", ".join(BUNDLED)
 
 
 def bundled_path(name: str) -> Path:
@@ -22,35 +29,129 @@ def bundled_path(name: str) -> Path:
     return Path(str(resources.files("noisesim.data").joinpath("sst2", BUNDLED[name])))
 
 
-def load_table(source: str | Path) -> datasets.Dataset:
-    """Load a bundled split by name, or a TSV/CSV file with ``sentence`` and ``label`` columns."""
-    path = bundled_path(source) if str(source) in BUNDLED else Path(source)
-    if not path.is_file():
-        raise UserError(
-            f"data file not found: {path} (give a TSV/CSV with 'sentence' and 'label' columns,"
-            f" or one of {', '.join(BUNDLED)})"
-        )
-    sep = "," if path.suffix.lower() == ".csv" else "\t"
-    quoting = csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE
+def _show(text: str, limit: int = 40) -> str:
+    """A field quoted for an error message: one line, at most ``limit`` characters."""
+    return repr(text[:limit]) + ("…" if len(text) > limit else "")
+
+
+def _read_text(path: Path) -> str:
+    """The file's text (UTF-8, a BOM dropped), or a UserError saying why it cannot be data."""
     try:
-        frame = pd.read_csv(path, sep=sep, quoting=quoting, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        first = str(exc).splitlines()[0]
-        raise UserError(f"cannot parse {path}: {first} (expected a header line and {sep!r}-separated rows)") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-    if missing:
-        raise UserError(
-            f"{path} lacks column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns)) or 'none'}"
-            " (rename them to 'sentence' and 'label')"
-        )
-    if len(frame) == 0:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise UserError(f"data file not found: {path} ({_HINT})") from None
+    except (OSError, ValueError) as exc:  # permission on a parent, name too long, NUL in the name
+        raise UserError(f"cannot read data file {path}: {getattr(exc, 'strerror', None) or exc} ({_HINT})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise UserError(f"data file {path} is a folder ({_HINT})")
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"data file {path} is not a regular file ({_HINT})")
+    if info.st_size > MAX_BYTES:
+        raise UserError(f"data file {path} is larger than {MAX_BYTES >> 20} MB, the limit (use a sample of it)")
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"cannot read data file {path}: {exc.strerror or exc} (check its permissions)") from None
+    if len(raw) > MAX_BYTES:
+        raise UserError(f"data file {path} is larger than {MAX_BYTES >> 20} MB, the limit (use a sample of it)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}; save the file as UTF-8)"
+                        ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise UserError(f"{path}, line {line}: NUL byte in the text (a binary file? give a UTF-8 TSV/CSV)")
+    return text
+
+
+def _label(field: str, where: str) -> int:
+    """A class index from a label field: digits, or an exact integer written with a decimal point (1.0)."""
+    match = _LABEL.fullmatch(field.strip())
+    if match is None:
+        raise UserError(f"{where}: label {_show(field)} is not a class index"
+                        f" (labels must be 0, 1, ... up to {MAX_LABEL}, written as digits)")
+    digits = match.group(1).lstrip("0") or "0"
+    if len(digits) > len(str(MAX_LABEL)) or int(digits) > MAX_LABEL:
+        raise UserError(f"{where}: label {_show(field)} is out of range (labels are class indices 0 .. {MAX_LABEL})")
+    return int(digits)
+
+
+def load_table(source: str | Path) -> datasets.Dataset:
+    """Load a bundled split by name, or a TSV/CSV file with ``sentence`` and ``label`` columns.
+
+    Strict: UTF-8 text of at most ``MAX_BYTES``; a header with unique names; every row with exactly the
+    header's number of fields (blank lines are skipped); a non-blank sentence; a label that is a class index
+    0 .. ``MAX_LABEL`` written as digits (``1.0`` is read as 1; ``1.5``, ``-1``, ``True`` are refused).
+    ``.csv`` files are comma-separated with standard double-quote quoting; any other file is tab-separated
+    with no quoting (a ``"`` is an ordinary character). Any violation is a one-line ``UserError`` naming
+    the file and, for a row, its line number.
+    """
+    if not str(source).strip():
+        raise UserError(f"no data file named (an empty --data; {_HINT})")
+    path = bundled_path(source) if str(source) in BUNDLED else Path(source)
+    text = _read_text(path)
+    is_csv = path.suffix.lower() == ".csv"
+    sep_name = "comma" if is_csv else "tab"
+    stream = io.StringIO(text, newline="")
+    if is_csv:
+        reader = csv.reader(stream, delimiter=",", quoting=csv.QUOTE_MINIMAL, strict=True)
+    else:
+        reader = csv.reader(stream, delimiter="\t", quoting=csv.QUOTE_NONE, strict=True)
+    header, sentences, labels, known = None, [], [], {}
+    s_col = l_col = 0
+    line = 1  # where the next row starts (a quoted CSV field may span lines)
+    try:
+        for row in reader:
+            start, line = line, reader.line_num + 1
+            if header is not None and len(row) == len(header):
+                sentence, field = row[s_col], row[l_col]
+                if not sentence or sentence.isspace():
+                    raise UserError(f"{path}, line {start}: empty sentence (remove the row or write its text)")
+                label = known.get(field)
+                if label is None:
+                    label = known[field] = _label(field, f"{path}, line {start}")
+                sentences.append(sentence)
+                labels.append(label)
+                continue
+            if not row or row == [""]:
+                continue  # a blank line
+            where = f"{path}, line {start}"
+            if header is not None:
+                if len(row) < len(header):
+                    fix = f"each row needs all {len(header)} columns, {sep_name}-separated"
+                elif is_csv:
+                    fix = "put double quotes around a sentence that holds a comma"
+                else:
+                    fix = "a sentence cannot hold a tab here; use a .csv file with quotes for that"
+                raise UserError(f"{where}: {len(row)} {sep_name}-separated field(s) where the header has"
+                                f" {len(header)} ({fix})")
+            header = [name.strip() for name in row]
+            dupes = sorted({name for name in header if header.count(name) > 1})
+            if dupes:
+                raise UserError(f"{where}: duplicate column name(s) {', '.join(map(_show, dupes))}"
+                                " (give each column a unique name)")
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                found = ", ".join(_show(n, 20) for n in header[:8]) + (", …" if len(header) > 8 else "")
+                raise UserError(f"{path} lacks column(s) {', '.join(missing)}; found {found}"
+                                f" (the first line must name the {sep_name}-separated columns 'sentence'"
+                                " and 'label')")
+            s_col, l_col = header.index("sentence"), header.index("label")
+    except csv.Error as exc:
+        fix = ("shorten it" if "field limit" in str(exc) else
+               'put double quotes around a field that holds a comma, and write a quote inside one as ""')
+        raise UserError(f"{path}, line {line}: cannot parse it as {'CSV' if is_csv else 'TSV'}: {exc} ({fix})"
+                        ) from None
+    if header is None:
+        raise UserError(f"data file {path} is empty (write a header line naming the 'sentence' and 'label'"
+                        " columns, then rows)")
+    if not sentences:
         raise UserError(f"{path} has no rows (add labelled rows under the header)")
-    labels = pd.to_numeric(frame["label"], errors="coerce")
-    if labels.isna().any() or (labels % 1 != 0).any() or (labels < 0).any():
-        bad = frame["label"][labels.isna() | (labels % 1 != 0) | (labels < 0)].iloc[0]
-        raise UserError(f"{path}: label {bad!r} is not a class index (labels must be 0, 1, ...)")
-    frame = pd.DataFrame({"sentence": frame["sentence"].astype(str), "label": labels.astype(int)})
-    return datasets.Dataset.from_pandas(frame, preserve_index=False)
+    return datasets.Dataset(pa.table({"sentence": pa.array(sentences, pa.string()),
+                                      "label": pa.array(labels, pa.int64())}))
 
 
 @dataclass

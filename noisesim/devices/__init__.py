@@ -5,6 +5,10 @@ lists noise components applied in order: ``gaussian``, ``programming``, ``device
 ``read``, ``drift``, ``stuck_at``, ``levels`` (see ``components.py``). A realization is keyed by
 (chip, program, read) seeds, so device-to-device draws stay fixed across re-programmings of a chip.
 
+Profiles are read with ``noisesim.safeyaml`` (bounded size, UTF-8, no duplicate keys, bounded aliases);
+every number must be finite and in range, and a realization that turns a weight into inf or NaN is an
+error naming the component. Shipped names (``ideal``, ``gaussian``, ``pcm``, …) cannot be shadowed.
+
 Notebook use::
 
     from noisesim import devices
@@ -17,15 +21,31 @@ from __future__ import annotations
 import torch
 
 from noisesim.devices.components import COMPONENTS, DeviceArray, RuntimeRead
-from noisesim.devices.profile import Profile, Realization, known_profiles, load_profile, map_weight
+from noisesim.devices.profile import (
+    Profile,
+    ProfileEntry,
+    Realization,
+    builtin_profile,
+    known_profiles,
+    load_profile,
+    map_weight,
+    profile_listing,
+    shipped_profiles,
+)
 from noisesim.devices.schema import format_time, parse_time
 from noisesim.errors import UserError
 from noisesim.seeds import generator
 
 
 def gaussian(sigma: float) -> Profile:
-    """The paper's protocol as a profile: N(0, σ²) added to every programmed weight."""
-    return Profile({"name": "gaussian", "noise": [{"gaussian": {"sigma": float(sigma)}}]}, "<gaussian>")
+    """The paper's protocol as a profile: N(0, σ²) added to every programmed weight (σ finite, 0 to 1000)."""
+    if isinstance(sigma, str | bytes | bool) or not hasattr(sigma, "__float__"):
+        raise TypeError(f"sigma must be a number, not {type(sigma).__name__}")
+    try:
+        value = float(sigma)
+    except OverflowError:
+        value = float("inf")
+    return Profile({"name": "gaussian", "noise": [{"gaussian": {"sigma": value}}]}, "<gaussian>")
 
 
 def to_seconds(t: str | float) -> float:
@@ -40,7 +60,7 @@ def apply(profile: str | Profile, weight: torch.Tensor, t: str | float = 0.0, ch
           read: int = 0, seed: int = 0, layer: str = "") -> torch.Tensor:
     """A noisy copy of ``weight`` as one read of chip ``chip``, programming ``program``, at time ``t``
     ("1s", "1h", "1d", "1y" or seconds) sees it. Read noise redrawn per pass or per MVM is included as
-    one weight-space draw."""
+    one weight-space draw. ``weight`` must be a floating-point tensor (TypeError otherwise)."""
     out = load_profile(profile).realize(weight, to_seconds(t), chip, program, read, seed, layer)
     if out.runtime_read is not None:
         gen = generator(seed, "read", chip, program, read, layer, "runtime")
@@ -49,5 +69,6 @@ def apply(profile: str | Profile, weight: torch.Tensor, t: str | float = 0.0, ch
     return out.weight
 
 
-__all__ = ["COMPONENTS", "DeviceArray", "Profile", "Realization", "RuntimeRead", "apply", "format_time", "gaussian",
-           "known_profiles", "load_profile", "map_weight", "parse_time", "to_seconds"]
+__all__ = ["COMPONENTS", "DeviceArray", "Profile", "ProfileEntry", "Realization", "RuntimeRead", "apply",
+           "builtin_profile", "format_time", "gaussian", "known_profiles", "load_profile", "map_weight", "parse_time",
+           "profile_listing", "shipped_profiles", "to_seconds"]

@@ -9,8 +9,9 @@ A profile is::
       - programming: {coefficients: [0.26348, 1.965, -1.1731], reference_g_max: 25.0}
       - drift: {t0: 20s, compensation: global}
 
-Conductances are in µS. Every component's parameters are checked here; the physics is in
-``components.py``.
+Conductances are in µS. Every component's parameters are checked here: numbers must be finite and in a
+physically meaningful range (stated in the error), so no profile can turn weights into inf or NaN. The
+physics is in ``components.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from noisesim.errors import UserError
 
@@ -34,7 +35,10 @@ def parse_time(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"time {value!r} is not {TIME_HELP}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise ValueError(f"time {value!r} must be finite and >= 0 ({TIME_HELP})") from None
     else:
         match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([a-z]*)\s*", str(value).lower())
         if not match or match.group(2) not in {"", *UNITS}:
@@ -54,27 +58,54 @@ def format_time(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-Seconds = Annotated[float, BeforeValidator(parse_time)]
-NonNeg = Annotated[float, Field(ge=0)]
-Fraction = Annotated[float, Field(ge=0, le=1)]
+def _range_check(lo: float, hi: float, unit: str):
+    def check(value: float) -> float:
+        if math.isfinite(value) and lo <= value <= hi:
+            return value
+        side = ("a finite number" if not math.isfinite(value) else
+                f"greater than or equal to {lo:g}" if value < lo else f"less than or equal to {hi:g}")
+        raise ValueError(f"Input should be {side} (allowed: {lo:g} to {hi:g}{unit})")
+    return AfterValidator(check)
+
+
+def Bounded(lo: float, hi: float, unit: str = "") -> Any:  # noqa: N802 (a type)
+    """A finite float in [lo, hi]; the error states the range."""
+    return Annotated[float, Field(allow_inf_nan=True), _range_check(lo, hi, unit)]
+
+
+def _not_nan(value: float) -> float:
+    if math.isnan(value):
+        raise ValueError("Input should be a number or ±.inf (no bound), not NaN")
+    return value
+
+
+MAX_SPREAD = 1e3  # relative spreads, σ in weight units and scale factors: far past "all noise", still finite
+Conductance = Bounded(1e-6, 1e6, " µS")
+NonNeg = Bounded(0.0, MAX_SPREAD)
+Fraction = Bounded(0.0, 1.0)
+Clip = Annotated[float, Field(allow_inf_nan=True), AfterValidator(_not_nan)]
+Seconds = Annotated[float, BeforeValidator(parse_time), _range_check(1e-12, 1e12, " s")]
 
 
 class Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Mapping(Spec):
     """Weight → differential pair (G+, G−): w = k·(G+ − G−) with k = scale/(g_max − g_min)."""
 
-    g_max: float = Field(25.0, gt=0, description="µS, conductance the largest |w| maps to")
-    g_min: NonNeg = Field(0.0, description="µS, conductance of an unused device (w = 0)")
+    g_max: Conductance = Field(25.0, description="µS, conductance the largest |w| maps to")
+    g_min: Bounded(0.0, 1e6, " µS") = Field(0.0, description="µS, conductance of an unused device (w = 0)")
     scale: Literal["tensor", "column"] = Field("tensor", description="abs-max per tensor or per output column")
-    clip_sigma: float | None = Field(None, gt=0, description="clip weights to ±clip_sigma·std before mapping")
+    clip_sigma: Bounded(0.01, 100.0) | None = Field(None, description="clip weights to ±clip_sigma·std before mapping")
 
     @model_validator(mode="after")
     def _range(self):
         if self.g_min >= self.g_max:
             raise ValueError(f"g_min ({self.g_min}) must be below g_max ({self.g_max})")
+        if self.g_max - self.g_min < 0.01 * self.g_max:
+            raise ValueError(f"the window g_max − g_min ({self.g_max} − {self.g_min} µS) must be at least 1 % of"
+                             " g_max (an on/off ratio of 1.01 or more), or weights are lost to rounding")
         return self
 
 
@@ -84,15 +115,9 @@ class GaussianSpec(Spec):
 
 
 class ProgrammingSpec(Spec):
-    coefficients: list[float] = Field(min_length=1)
-    reference_g_max: float | None = Field(None, gt=0)
+    coefficients: list[Bounded(-1e6, 1e6, " µS")] = Field(min_length=1, max_length=16)
+    reference_g_max: Conductance | None = None
     scale: NonNeg = 1.0
-
-    @model_validator(mode="after")
-    def _finite(self):
-        if not all(math.isfinite(c) for c in self.coefficients):
-            raise ValueError("coefficients must be finite numbers")
-        return self
 
 
 class DeviceToDeviceSpec(Spec):
@@ -111,10 +136,10 @@ class ReadSpec(Spec):
 class LogFit(Spec):
     """clip(a·ln(g/g_max) + b, min, max)."""
 
-    a: float
-    b: float
-    min: float = -math.inf
-    max: float = math.inf
+    a: Bounded(-1e3, 1e3)
+    b: Bounded(-1e3, 1e3)
+    min: Clip = -math.inf
+    max: Clip = math.inf
 
     @model_validator(mode="after")
     def _order(self):
@@ -127,20 +152,27 @@ class FlickerSpec(Spec):
     """1/f read noise: σ/|g| = clip(q / max((g/g_max)^exponent, g_floor), q_max)·sqrt(ln((t+t_read)/(2 t_read)))."""
 
     q: NonNeg = 0.0088
-    exponent: float = 0.65
+    exponent: Bounded(-10.0, 10.0) = 0.65
     q_max: NonNeg = 0.2
-    g_floor: float = Field(1e-3, gt=0)
-    t_read: Seconds = Field(250e-9, gt=0)
+    g_floor: Bounded(1e-12, 1.0) = 1e-3
+    t_read: Seconds = 250e-9
     scale: NonNeg = 1.0
 
 
 class DriftSpec(Spec):
-    t0: Seconds = Field(20.0, gt=0)
+    t0: Seconds = 20.0
     nu_mean: LogFit = LogFit(a=-0.0155, b=0.0244, min=0.049, max=0.1)
     nu_std: LogFit = LogFit(a=-0.0125, b=-0.0059, min=0.008, max=0.045)
     scale: NonNeg = 1.0
     read_noise: FlickerSpec | None = None
     compensation: Literal["none", "global"] = "none"
+
+    @model_validator(mode="after")
+    def _read_time(self):
+        if self.read_noise is not None and self.read_noise.t_read > self.t0:
+            raise ValueError(f"read_noise.t_read ({self.read_noise.t_read:g} s) must not exceed t0"
+                             f" ({self.t0:g} s): the 1/f noise model needs t_read ≤ t0")
+        return self
 
 
 class StuckAtSpec(Spec):
@@ -155,7 +187,7 @@ class StuckAtSpec(Spec):
 
 
 class LevelsSpec(Spec):
-    n: int = Field(ge=2)
+    n: int = Field(ge=2, le=1_000_000)
 
 
 SPECS: dict[str, type[Spec]] = {
@@ -165,10 +197,11 @@ SPECS: dict[str, type[Spec]] = {
 
 
 class ProfileSpec(Spec):
-    name: str | None = None
-    description: str = ""
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                             description="letters, digits, '.', '_', '-'; at most 64 characters")
+    description: str = Field("", max_length=10_000)
     mapping: Mapping = Mapping()
-    noise: list[tuple[str, Spec]] = Field(default_factory=list)
+    noise: list[tuple[str, Spec]] = Field(default_factory=list, max_length=64)
 
     @model_validator(mode="before")
     @classmethod
@@ -223,7 +256,8 @@ def describe(exc: ValidationError, spec: type[BaseModel] | None = None) -> tuple
         msg = ("unknown key" + (f" (did you mean {hint[0]!r}?)" if hint else "")
                + f"; allowed: {', '.join(model.model_fields)}")
     elif "input" in err and err["type"] not in ("missing",):
-        msg = f"{msg} (got {err['input']!r})"
+        got = repr(err["input"])
+        msg = f"{msg} (got {got if len(got) <= 80 else got[:77] + '...'})"
     return path, msg
 
 

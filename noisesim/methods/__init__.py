@@ -29,6 +29,8 @@ TWIN = {"stochgrasp": "grasp-w"}
 
 
 def check_method(name: str) -> str:
+    if not isinstance(name, str):
+        raise UserError(f"method must be a method name ({', '.join(METHODS)}), got {name!r}")
     if name not in METHODS:
         close = difflib.get_close_matches(name, METHODS, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
@@ -41,6 +43,8 @@ def inject(backbone: Backbone, config: MethodConfig) -> dict[str, AdapterLinear]
 
     Each layer's grouping comes from the ``grouping`` stream keyed by the layer name.
     """
+    if not isinstance(config, MethodConfig):
+        raise TypeError(f"config must be a MethodConfig, got {type(config).__name__}")
     factory = METHODS[check_method(config.method)]
     model = backbone.model
     for p in model.parameters():

@@ -1,15 +1,67 @@
-"""The method configuration stored with every checkpoint."""
+"""The method configuration stored with every checkpoint, and strict validation shared by the configs."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from noisesim.errors import UserError
 
+# Field name → CLI flag, so that one message serves the CLI and the Python API.
+FLAGS = {"lam": "--lambda", "train_data": "--data", "k": "--k", "scale": "--scale/--no-scale",
+         "shift": "--shift/--no-shift"}
 
-@dataclass
-class MethodConfig:
+
+def one_line(exc: ValidationError, label: str, flags: bool = True) -> str:
+    """The first problem of a pydantic error as one line: where, what, and (``flags``) the flag that sets it."""
+    err = exc.errors(include_url=False)[0]
+    if err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), UserError):
+        return f"{label}: {err['ctx']['error']}"  # our own message, already naming the problem and the fix
+    loc = ".".join(str(p) for p in err["loc"]) or "(whole)"
+    if err["type"] == "missing":
+        return f"{label}: {loc} is missing (a required setting)"
+    flag = FLAGS.get(str(err["loc"][-1]), "--" + str(err["loc"][-1]).replace("_", "-")) if err["loc"] else ""
+    got = repr(err.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "..."
+    more = f" ({len(exc.errors())} problems, first shown)" if len(exc.errors()) > 1 else ""
+    msg = " ".join(str(err["msg"]).split())
+    hint = f"; set it with {flag}" if flags and flag else ""
+    if err["type"] == "extra_forbidden":
+        hint = "; remove that key"
+    return f"{label}: {loc}={got} is invalid: {msg}{more}{hint}"
+
+
+class StrictConfig(BaseModel):
+    """Strict types, finite numbers, no unknown keys; a bad value raises UserError (one line)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, validate_assignment=True,
+                              frozen=False)
+    label: ClassVar[str] = "config"
+
+    def __init__(self, **data):
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise UserError(one_line(exc, self.label)) from None
+
+    def __setattr__(self, name, value):
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as exc:
+            raise UserError(one_line(exc, self.label)) from None
+
+    def to_dict(self) -> dict:
+        return self.model_dump()
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        if not isinstance(data, dict):
+            raise UserError(f"{cls.label} must be a mapping of settings, got {type(data).__name__}")
+        return cls(**data)
+
+
+class MethodConfig(StrictConfig):
     """How a backbone is adapted.
 
     method: ``grasp`` (activation scale/shift, Eq. 1–2), ``grasp-w`` (grouped weight shift μ),
@@ -25,32 +77,35 @@ class MethodConfig:
     perm_seed: seed of the ``grouping`` stream (the permutations are also stored).
     """
 
+    label: ClassVar[str] = "method config"
+
     method: str = "stochgrasp"
-    k: int = 64
+    k: int = Field(64, ge=1, le=2**20)
     layers: str = "all"
-    rows: str = "per-row"
+    rows: Literal["per-row", "shared"] = "per-row"
     scale: bool = True
     shift: bool = True
-    sigma_init: float = 0.003
-    noise_path: str = "weight"
-    perm_seed: int = 0
+    sigma_init: float = Field(0.003, gt=0, le=1)
+    noise_path: Literal["weight", "local"] = "weight"
+    perm_seed: int = Field(0, ge=0, lt=2**63)
 
-    def __post_init__(self):
-        if self.rows not in ("per-row", "shared"):
-            raise UserError(f"rows={self.rows!r} is not known (use per-row or shared)")
-        if self.noise_path not in ("weight", "local"):
-            raise UserError(f"noise_path={self.noise_path!r} is not known (use weight or local)")
-        if self.k < 1:
-            raise UserError(f"K={self.k} must be a positive integer")
-        if not (self.scale or self.shift):
-            raise UserError("GRASP needs scale or shift (both are switched off)")
-        if self.sigma_init <= 0:
-            raise UserError(f"sigma_init={self.sigma_init} must be > 0")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
+    @field_validator("method")
     @classmethod
-    def from_dict(cls, data: dict) -> MethodConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def _known_method(cls, value: str) -> str:
+        from noisesim.methods import check_method
+
+        return check_method(value)
+
+    @field_validator("layers")
+    @classmethod
+    def _known_layers(cls, value: str) -> str:
+        from noisesim.models import parse_layers
+
+        parse_layers(value)
+        return value
+
+    @model_validator(mode="after")
+    def _scale_or_shift(self):
+        if not (self.scale or self.shift):
+            raise UserError("GRASP needs scale or shift (both are switched off): drop --no-scale or --no-shift")
+        return self

@@ -156,19 +156,47 @@ def load_backbone(name: str = DEFAULT_BACKBONE, num_labels: int = 2, seed: int =
     _quiet_transformers()
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+    if not isinstance(name, str) or not name.strip():
+        raise UserError(f"model must be a backbone name or folder, got {name!r}")
+    if not isinstance(num_labels, int) or isinstance(num_labels, bool) or not 2 <= num_labels <= 100_000:
+        raise UserError(f"num_labels={num_labels!r} must be an integer from 2 to 100000")
     path = resolve_backbone(name)
+    if path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():
+        raise UserError(f"cannot load model {name!r}: no such folder (give a model folder, or an HF id already"
+                        " in the local cache)")
+    path = str(Path(path).expanduser()) if path.startswith("~") else path
+    check_safetensors_only(path, name)
     try:
         config = AutoConfig.from_pretrained(path)
         family = family_of(config)
         tokenizer = AutoTokenizer.from_pretrained(path)
         extra = {"add_pooling_layer": False} if family in ("bert", "roberta", "xlm-roberta") else {}
-        encoder = AutoModel.from_pretrained(path, config=config, **extra)
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, UserError):
-            raise
-        hint = "a local folder or an HF id already in the local cache (no downloads here)"
-        raise UserError(f"cannot load model {name!r}: {str(exc).splitlines()[0]} (give {hint})") from None
+        encoder = AutoModel.from_pretrained(path, config=config, use_safetensors=True, **extra)
+    except UserError:
+        raise
+    except Exception as exc:  # any failure reading a user's model files is a one-line error
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        hint = "a local folder with config.json, tokenizer files and model.safetensors, or an HF id already in"
+        raise UserError(f"cannot load model {name!r}: {first} (give {hint} the local cache; no downloads here)"
+                        ) from None
     return _assemble(encoder, tokenizer, family, name, num_labels, seed, pooling)
+
+
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "flax_model.msgpack",
+                  "model.ckpt.index")
+
+
+def check_safetensors_only(path: str, name: str) -> None:
+    """A local model folder must hold safetensors weights: pickle weights are never loaded (they can run code)."""
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        return  # not a local model folder: from_pretrained says what is missing
+    if not any(folder.glob("*.safetensors")) and not (folder / "model.safetensors.index.json").is_file():
+        other = [f for f in PICKLE_WEIGHTS if (folder / f).exists()] + sorted(p.name for p in folder.glob("*.bin"))
+        found = f"it holds only {other[0]}" if other else "it holds no model.safetensors"
+        raise UserError(f"cannot load model {name!r}: {found}; noisesim loads safetensors weights only"
+                        " (convert it: AutoModel.from_pretrained(folder).save_pretrained(folder,"
+                        " safe_serialization=True))")
 
 
 def _assemble(encoder, tokenizer, family, name, num_labels, seed, pooling) -> Backbone:

@@ -34,13 +34,15 @@ def pivot_table(summary: pd.DataFrame) -> pd.DataFrame:
 def plot_axis(frame: pd.DataFrame) -> str:
     """What to put on the x axis: time if it varies, else σ, else the first varying --set path (the
     clean reference rows do not count)."""
-    noisy = frame[frame["profile"] != "ideal"] if "profile" in frame else frame
+    from noisesim.sweep import clean_rows
+
+    noisy = frame[~clean_rows(frame)]
     axes = varying(noisy if len(noisy) else frame)
     if "time" in axes:
         return "time"
     if "sigma" in axes:
         return "sigma"
-    return next((c for c in axes if "." in c), "profile")
+    return next((c for c in axes if c not in ("data", "profile")), "profile")
 
 
 def plot_accuracy(frame: pd.DataFrame, path: Path, chance: float | None = None, x: str = "sigma",
@@ -55,7 +57,10 @@ def plot_accuracy(frame: pd.DataFrame, path: Path, chance: float | None = None, 
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
     draw(ax, frame, x, chance)
     source = frame["data"].iloc[0] if "data" in frame and len(frame) else ""
-    profiles = ", ".join(p for p in dict.fromkeys(frame["profile"]) if p != "ideal") if "profile" in frame else ""
+    from noisesim.sweep import clean_rows
+
+    noisy = frame[~clean_rows(frame)]
+    profiles = ", ".join(dict.fromkeys(noisy["profile"])) if "profile" in frame else ""
     ax.set_title(f"Accuracy on {source} under device noise ({profiles})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, format=fmt)
@@ -71,22 +76,28 @@ def plot_grid(frame: pd.DataFrame, stem: Path, x: str, hue: str = "checkpoint", 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from noisesim.sweep import axis_columns, clean_rows
+    from noisesim.sweep.store import atomic_write
+
+    clean = clean_rows(frame)
     for name in (x if x != "time" else "time_s", hue, col):
         if name is not None and name not in frame:
-            known = ", ".join(c for c in frame.columns if c in ("checkpoint", "profile", "sigma", "time") or "." in c)
+            known = ", ".join(axis_columns(frame))
             raise UserError(f"column {name!r} is not in these results (axes here: {known})")
     panels = [(None, frame)] if col is None else [
-        (v, frame[(frame[col] == v) | (frame["profile"] == "ideal")] if col == "profile" else frame[frame[col] == v])
-        for v in dict.fromkeys(frame[col]) if not (col == "profile" and v == "ideal")]
+        (v, frame[(frame[col] == v) | clean] if col == "profile" else frame[frame[col] == v])
+        for v in dict.fromkeys(frame.loc[~clean, col] if col == "profile" else frame[col])]
     fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.2), dpi=120, squeeze=False)
     for ax, (value, part) in zip(axes[0], panels, strict=True):
         draw(ax, part, x, chance, hue=hue)
         ax.set_title(f"{col} = {value}" if col else f"accuracy on {part['data'].iloc[0]}", fontsize=10)
     fig.tight_layout()
     paths = [Path(f"{stem}.png"), Path(f"{stem}.svg")]
-    for path in paths:
-        fig.savefig(path)
-    plt.close(fig)
+    try:
+        for path in paths:
+            atomic_write(path, lambda p, fmt=path.suffix[1:]: fig.savefig(p, format=fmt))
+    finally:
+        plt.close(fig)
     return paths
 
 
@@ -95,9 +106,12 @@ def draw(ax, frame: pd.DataFrame, x: str, chance: float | None, hue: str = "chec
     bars for categories; the clean reference of a device sweep as dotted lines."""
     xcol = "time_s" if x == "time" else x
     data = frame
-    if "profile" in frame and x != "profile" and (frame["profile"] == "ideal").any():
-        clean = frame[frame["profile"] == "ideal"]
-        data = frame[frame["profile"] != "ideal"]
+    from noisesim.sweep import clean_rows
+
+    reference = clean_rows(frame)
+    if x != "profile" and reference.any() and (~reference).any():
+        clean = frame[reference]
+        data = frame[~reference]
         for i, (name, part) in enumerate(clean.groupby(hue if hue in clean else "checkpoint", sort=False)):
             ax.axhline(100 * part["accuracy"].mean(), color=f"C{i}", linestyle=":", linewidth=1,
                        label=f"{name} (clean)")
@@ -142,6 +156,7 @@ def markdown_report(result) -> str:
     from noisesim.sweep import summarize
 
     summary = summarize(result.frame)
+    axes = summary.attrs["axes"]
     table = pivot_table(summary).reset_index()
     lines = [f"# Sweep on {result.meta.get('data', result.frame['data'].iloc[0])}: accuracy (%), mean ± std",
              "", "| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
@@ -157,7 +172,7 @@ def markdown_report(result) -> str:
                   "| " + " | ".join(detail.columns) + " |", "|" + "---|" * len(detail.columns)]
         for row in detail.itertuples(index=False):
             cells = [f"{100 * v:.2f}" if isinstance(v, float) and name not in ("sigma",) and name != "count"
-                     and not name.count(".") else str(v) for name, v in zip(detail.columns, row, strict=True)]
+                     and name not in axes else str(v) for name, v in zip(detail.columns, row, strict=True)]
             lines.append("| " + " | ".join(c.replace("nan", "—") for c in cells) + " |")
     meta = result.meta
     if meta:

@@ -24,23 +24,21 @@ from tqdm.auto import tqdm
 from noisesim import __version__
 from noisesim.data import load_table
 from noisesim.errors import UserError
-from noisesim.sweep.execute import check_ray, evaluate_cells, git_commit, run_local, run_ray
+from noisesim.sweep.config import SweepConfig, load_sweep_config, parse_sets, parse_sigmas, parse_times
+from noisesim.sweep.execute import check_ray, evaluate_cells, git_commit, preflight, run_local, run_ray
 from noisesim.sweep.grid import (
     AXES,
-    Cell,
     Setting,
+    axes_of,
     build_cells,
     build_settings,
     data_fingerprint,
     expand_checkpoints,
-    parse_sets,
-    parse_sigmas,
-    parse_times,
 )
 from noisesim.sweep.realize import ProgrammedWeights, ReadNoiseHook
-from noisesim.sweep.store import ResultStore, atomic_write
+from noisesim.sweep.store import ResultStore, atomic_write, check_results_folder
 
-BACKENDS = ("local", "ray")
+LEGACY = {"sigmas": "sigma", "profiles": "profile", "times": "time", "sets": "set"}  # API names of 0.1
 
 
 @dataclass
@@ -49,31 +47,44 @@ class SweepResult:
     chance: float
     meta: dict = field(default_factory=dict)
 
+    @property
+    def axes(self) -> list[str]:
+        return axis_columns(self.frame)
 
-def run(ckpts: list[str], sigmas=None, seeds: int = 3, data: str | list[str] = "sst2-dev", twin: bool = True,
-        batch_size: int = 64, max_length: int = 128, progress: bool = True, profiles: list[str] | None = None,
-        times: str | list | None = None, chips: int = 1, reads: int = 1, sets: list[str] | dict | None = None,
-        seed: int = 0, out: str | Path | None = None, workers: int = 1, backend: str = "local",
-        ray_address: str | None = None) -> SweepResult:
+
+def make_config(ckpts=None, sigmas=None, config: SweepConfig | None = None, **options) -> SweepConfig:
+    """A SweepConfig from one, or from options named as the CLI's (``profiles=`` etc. are accepted too)."""
+    if config is not None:
+        if ckpts is not None or sigmas is not None or options:
+            raise UserError("give either a SweepConfig or options, not both")
+        if not isinstance(config, SweepConfig):
+            raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}")
+        return config
+    for old, new in LEGACY.items():
+        if old in options:
+            if new in options:
+                raise UserError(f"both {old}= and {new}= given (use {new}=)")
+            options[new] = options.pop(old)
+    return SweepConfig.build(ckpt=ckpts, sigma=sigmas, **options)
+
+
+def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfig | None = None,
+        progress: bool = True, **options) -> SweepResult:
     """Evaluate every checkpoint on every data set under every device setting and time, over chips ×
-    ``seeds`` programmings per chip × reads (noise-free settings once). With ``out``, finished cells are stored
-    in that folder as they complete and cells already there are not run again."""
-    for flag, value in (("--seeds", seeds), ("--chips", chips), ("--reads", reads), ("--workers", workers)):
-        if value < 1:
-            raise UserError(f"{flag} {value} must be >= 1")
-    if backend not in BACKENDS:
-        raise UserError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
-    if backend == "ray":
-        check_ray(ray_address)
-    time_list = parse_times(times)
-    axes = parse_sets(sets)
-    settings = build_settings(profiles, sigmas, axes, time_list)
-    sources = [str(d) for d in (data if isinstance(data, list | tuple) else [data])]
-    if not sources:
-        raise UserError("no data given (use --data sst2-dev or a TSV/CSV file)")
-    loaded = expand_checkpoints(list(ckpts), twin)
+    programmings per chip × reads (noise-free settings once). Takes a ``SweepConfig`` or its options
+    (``run(['sst2-stoch'], '0.01,0.02', seeds=3)``). With ``out``, finished cells are stored in that folder
+    as they complete and cells already there are not run again."""
+    config = make_config(ckpts, sigmas, config, **options)
+    notices = config.notices
+    if config.backend == "ray":
+        check_ray(config.ray_address)
+    out = None if config.out is None else Path(config.out)
+    if out is not None:
+        check_results_folder(out)
+    settings = build_settings(config, notices)
+    loaded = expand_checkpoints(config.ckpt, config.twin, notices)
     fingerprints, chances = {}, {}
-    for source in dict.fromkeys(sources):
+    for source in config.data:
         table = load_table(source)
         labels = pd.Series(list(table["label"]))
         for ckpt in loaded:
@@ -84,10 +95,14 @@ def run(ckpts: list[str], sigmas=None, seeds: int = 3, data: str | list[str] = "
         chances[source] = float(labels.value_counts(normalize=True).max())
     store = ResultStore(out) if out is not None else None
     done = store.rows() if store is not None else {}  # also rejects a foreign or broken results table
-    cells = build_cells(loaded, settings, time_list, chips, seeds, reads, seed, fingerprints,
-                        {"max_length": max_length, "batch_size": batch_size})
+    cells = build_cells(loaded, settings, config, fingerprints, notices)
+    axes = axes_of(config)
     todo = [c for c in cells if c.key not in done]
     rows = {k: done[k] for k in (c.key for c in cells) if k in done}
+    if todo:
+        needed = {c.ckpt_path for c in todo}
+        preflight([c for c in loaded if str(c.path) in needed], list(dict.fromkeys(c.data for c in todo)),
+                  config.max_length, config.batch_size)
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="sweep", unit="cell", disable=not progress,
                dynamic_ncols=True)
 
@@ -97,52 +112,81 @@ def run(ckpts: list[str], sigmas=None, seeds: int = 3, data: str | list[str] = "
         rows[row["key"]] = row
         bar.update()
 
-    kw = {"max_length": max_length, "batch_size": batch_size, "seed": seed}
+    kw = {"max_length": config.max_length, "batch_size": config.batch_size, "seed": config.seed}
     try:
-        if backend == "ray":
-            run_ray(todo, ray_address, finished, **kw)
-        elif workers > 1 and len(todo) > 1:
-            run_local(todo, workers, finished, **kw)
+        if config.backend == "ray":
+            run_ray(todo, config.ray_address, finished, **kw)
+        elif config.workers > 1 and len(todo) > 1:
+            run_local(todo, config.workers, finished, **kw)
         else:
             for row in evaluate_cells(todo, **kw):
                 finished(row)
     finally:
         bar.close()
         if store is not None:
-            store.consolidate(order=[c.key for c in cells])
+            store.consolidate(order=[c.key for c in cells], axes=axes)
     frame = pd.DataFrame([rows[c.key] for c in cells])
-    # rows read back from a shared store carry other sweeps' --set columns: keep only this sweep's axes
-    frame = frame.drop(columns=[c for c in frame.columns if "." in c and c not in axes])
-    used = {s.profile.name: s.profile for s in settings}
-    chance = chances[sources[0]]
+    if "clean" not in frame:  # rows stored by noisesim 0.1
+        frame["clean"] = [c.clean for c in cells]
+    frame = frame[[c for c in frame.columns if c in ROW_COLUMNS or c in axes]]
+    frame.attrs = {"axes": axes}
+    chance = chances[config.data[0]]
+    label_of = {c.ckpt_path: c.checkpoint for c in cells}
+    sha_of = {c.ckpt_path: c.provenance["checkpoint_sha256"] for c in cells}
     meta = {"noisesim_version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
-            "python": platform.python_version(), "data": sources[0] if len(sources) == 1 else sources,
-            "data_sha256": fingerprints, "chance_by_data": chances, "seed": seed, "chips": chips,
-            "programs_per_chip": seeds, "reads": reads, "times_s": time_list, "axes": axes,
-            "sigmas": parse_sigmas(sigmas) if sigmas is not None else None, "chance": chance,
-            "cells": len(cells), "cells_reused": len(cells) - len(todo), "backend": backend,
-            "workers": workers, "profiles": {n: {"source": p.source, "sha256": p.sha256} for n, p in used.items()},
-            "checkpoints": {c.name: {"path": str(c.path), "sha256": cells_hash(cells, c.name),
-                                     "method": c.method.method} for c in loaded}}
+            "python": platform.python_version(), "config": config.model_dump(mode="json"), "notices": notices,
+            "axes": axes, "data": config.data[0] if len(config.data) == 1 else config.data,
+            "data_sha256": fingerprints, "chance_by_data": chances, "chance": chance, "seed": config.seed,
+            "chips": config.chips, "programs_per_chip": config.seeds, "reads": config.reads,
+            "times_s": config.time, "cells": len(cells), "cells_reused": len(cells) - len(todo),
+            "backend": config.backend, "workers": config.workers,
+            "settings": [{"profile": s.profile.name, "values": s.values, "source": s.profile.source,
+                          "sha256": s.spec_hash, "clean": s.profile.noiseless} for s in settings],
+            "checkpoints": {label_of[str(c.path)]: {"path": str(c.path), "method": c.method.method,
+                                                    "sha256": sha_of[str(c.path)]} for c in loaded}}
     return SweepResult(frame, chance, meta)
 
 
-def cells_hash(cells: list[Cell], name: str) -> str:
-    return next(c.provenance["checkpoint_sha256"] for c in cells if c.checkpoint == name)
+ROW_COLUMNS = ["key", "checkpoint", "method", "profile", "sigma", "time", "time_s", "chip", "program", "read", "seed",
+               "clean", "accuracy", "n", "data", "backbone", "seconds", "checkpoint_sha256", "profile_sha256",
+               "noisesim_version", "git_commit", "torch", "device"]
 
 
 def load(folder: str | Path) -> SweepResult:
     """A written sweep (results.parquet or results.csv, plus sweep.json) back as a SweepResult."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} holds no results.parquet or results.csv (it is not a folder; give a folder"
+                        " written by noisesim sweep)")
+    meta = {}
+    if (folder / "sweep.json").is_file():
+        try:
+            meta = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise UserError(f"{folder / 'sweep.json'} is not readable JSON (move it away or rerun the sweep)") from None
+        if not isinstance(meta, dict):
+            raise UserError(f"{folder / 'sweep.json'} is not a noisesim sweep.json (rerun the sweep)")
     if (folder / "results.parquet").is_file():
-        frame = ResultStore(folder)._read_table()
+        frame = ResultStore(folder).read_table()
     elif (folder / "results.csv").is_file():
-        frame = pd.read_csv(folder / "results.csv")
+        try:
+            frame = pd.read_csv(folder / "results.csv")
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise UserError(f"{folder / 'results.csv'} is not readable ({str(exc).splitlines()[0][:120]})") from None
     else:
         raise UserError(f"{folder} holds no results.parquet or results.csv (give a folder written by noisesim sweep)")
-    if not {"checkpoint", "accuracy"} <= set(frame.columns):
-        raise UserError(f"{folder}: the results table lacks checkpoint / accuracy columns (not a noisesim sweep)")
-    meta = json.loads((folder / "sweep.json").read_text()) if (folder / "sweep.json").is_file() else {}
+    if not {"checkpoint", "accuracy"} <= set(frame.columns) or not len(frame):
+        raise UserError(f"{folder}: the results table lacks rows or checkpoint / accuracy columns (not a noisesim"
+                        " sweep)")
+    accuracy = pd.to_numeric(frame["accuracy"], errors="coerce")
+    bad = ~accuracy.between(0, 1)  # NaN is not between
+    if bad.any():
+        raise UserError(f"{folder}: row {int(bad.idxmax())} of the results table has accuracy"
+                        f" {frame['accuracy'][bad].iloc[0]!r}, not a number in [0, 1] (the table is damaged;"
+                        " rerun the sweep into a new --out)")
+    axes = meta.get("axes") or frame.attrs.get("axes")
+    if isinstance(axes, list) and all(isinstance(a, str) for a in axes):
+        frame.attrs = {"axes": [a for a in axes if a in frame.columns]}
     chance = meta.get("chance")
     if chance is None and "data" in frame:
         labels = pd.Series(list(load_table(frame["data"].iloc[0])["label"]))
@@ -151,8 +195,19 @@ def load(folder: str | Path) -> SweepResult:
 
 
 def axis_columns(frame: pd.DataFrame) -> list[str]:
-    """The columns that define a group of realizations: checkpoint, profile, σ, each --set path, time."""
+    """The columns that define a group of realizations (checkpoint, profile, σ, each --set path, time...): the
+    axes recorded with the results; for tables written by noisesim 0.1, the fixed axes plus dotted columns."""
+    recorded = frame.attrs.get("axes")
+    if recorded is not None:
+        return [c for c in recorded if c in frame.columns]
     return [c for c in frame.columns if c in AXES or "." in c]
+
+
+def clean_rows(frame: pd.DataFrame) -> pd.Series:
+    """True for the noise-free reference rows (the ``clean`` column; 0.1 tables: the ``ideal`` profile)."""
+    if "clean" in frame:
+        return frame["clean"].astype(bool)
+    return frame["profile"].eq("ideal") if "profile" in frame else pd.Series(False, index=frame.index)
 
 
 def variance_components(part: pd.DataFrame) -> dict[str, float]:
@@ -185,15 +240,21 @@ def variance_components(part: pd.DataFrame) -> dict[str, float]:
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean, std, count and a 95 % interval of accuracy per checkpoint × setting × time, and how the
     spread splits into chip, programming and read parts."""
+    from scipy.stats import t as student_t
+
     keys = axis_columns(frame)
     rows = []
     for values, part in frame.groupby(keys, sort=False, dropna=False):
         acc = part["accuracy"]
-        half = 1.96 * acc.std() / math.sqrt(len(acc)) if len(acc) > 1 else 0.0
+        # Student's t: with n = 3 realizations the 95 % half-width is 4.30·s/√n, not 1.96·s/√n
+        half = float(student_t.ppf(0.975, len(acc) - 1)) * acc.std() / math.sqrt(len(acc)) if len(acc) > 1 else 0.0
         rows.append({**dict(zip(keys, values, strict=True)), "time_s": part["time_s"].iloc[0],
-                     "mean": acc.mean(), "std": acc.std() if len(acc) > 1 else 0.0, "count": len(acc),
+                     "clean": bool(clean_rows(part).iloc[0]), "mean": acc.mean(),
+                     "std": acc.std() if len(acc) > 1 else 0.0, "count": len(acc),
                      "ci95_low": acc.mean() - half, "ci95_high": acc.mean() + half, **variance_components(part)})
-    return pd.DataFrame(rows)
+    summary = pd.DataFrame(rows)
+    summary.attrs = {"axes": keys}
+    return summary
 
 
 def save(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:
@@ -202,6 +263,7 @@ def save(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:
     from noisesim.report import plot_accuracy, plot_axis
 
     out = Path(out)
+    check_results_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     x = plot_axis(result.frame)
     paths = {"summary": out / "summary.csv", "plot": out / f"accuracy_vs_{x}.png", "meta": out / "sweep.json"}
@@ -209,7 +271,7 @@ def save(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:
         table = ResultStore(out)
         for row in result.frame.to_dict("records"):
             table.add(row)
-        table.consolidate()
+        table.consolidate(axes=result.axes)
     paths = {"results": out / "results.parquet", **paths}
     if csv:
         paths["csv"] = out / "results.csv"
@@ -220,5 +282,6 @@ def save(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:
     return paths
 
 
-__all__ = ["AXES", "ProgrammedWeights", "ReadNoiseHook", "Setting", "SweepResult", "load", "parse_sets",
-           "parse_sigmas", "parse_times", "run", "save", "summarize", "variance_components"]
+__all__ = ["AXES", "ProgrammedWeights", "ReadNoiseHook", "Setting", "SweepConfig", "SweepResult", "axis_columns",
+           "clean_rows", "load", "load_sweep_config", "make_config", "parse_sets", "parse_sigmas", "parse_times", "run",
+           "save", "summarize", "variance_components"]

@@ -64,6 +64,15 @@ def _backbone(ckpt: checkpoints.Checkpoint, data: str, max_length: int, batch_si
     return backbone, _BATCHES[tokens]
 
 
+def preflight(loaded: list[checkpoints.Checkpoint], sources: list[str], max_length: int, batch_size: int) -> None:
+    """Load each backbone, tokenise each data set and build each checkpoint once before any cell runs, so a
+    broken backbone or checkpoint is refused before the sweep starts (kept for in-process cells)."""
+    for ckpt in loaded:
+        for source in sources:
+            backbone, _ = _backbone(ckpt, source, max_length, batch_size)
+        remove(checkpoints.build(ckpt, backbone))
+
+
 def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: int) -> Iterator[dict]:
     """Evaluate cells in order, yielding one result row per cell as soon as it is done."""
     for (ckpt_path, data), group in itertools.groupby(cells, key=lambda c: (c.ckpt_path, c.data)):
@@ -92,7 +101,7 @@ def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, seed: i
             "profile": cell.profile_name, "sigma": cell.values.get("gaussian.sigma", float("nan")),
             **{k: v for k, v in cell.values.items() if k != "gaussian.sigma"},
             "time": format_time(cell.t), "time_s": cell.t, "chip": cell.chip, "program": cell.program,
-            "read": cell.read, "seed": seed, "accuracy": acc, "n": n, "data": cell.data,
+            "read": cell.read, "seed": seed, "clean": cell.clean, "accuracy": acc, "n": n, "data": cell.data,
             "backbone": ckpt.meta["backbone"], "seconds": round(seconds, 3), **cell.provenance,
             "noisesim_version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
             "device": device_label()}

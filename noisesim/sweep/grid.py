@@ -1,63 +1,44 @@
-"""Sweep grid: parsing the axes, device settings, checkpoints (with twins), and the cells they span."""
+"""Sweep grid: device settings, checkpoints (with twins), and the keyed cells they span.
+
+Every cell has one identity: its key hashes everything that can change its number (all checkpoint files
+and the checkpoint's name, the backbone, the validated profile, time, chip / programming / read, base
+seed, data content, evaluation settings). Two cells never share a key, and two cells never share their
+axis values and realization indices: a duplicate is removed or refused, never counted as a realization.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from noisesim import checkpoints
-from noisesim.devices import Profile, load_profile, parse_time
+from noisesim.devices import Profile, builtin_profile, load_profile
+from noisesim.devices.profile import user_profiles
 from noisesim.errors import UserError
+from noisesim.sweep.config import SweepConfig
 
-AXES = ["data", "checkpoint", "profile", "sigma", "time"]  # plus one column per --set path (they contain a dot)
-
-
-def parse_sigmas(text: str | list[float]) -> list[float]:
-    """'0.01,0.02' → [0.0, 0.01, 0.02]: finite, non-negative, sorted, with σ=0 (clean) added."""
-    items = text if isinstance(text, list) else [x.strip() for x in str(text).split(",") if x.strip()]
-    values = []
-    for item in items:
-        try:
-            value = float(item)
-        except (TypeError, ValueError):
-            raise UserError(f"σ value {item!r} is not a number (give e.g. --sigma 0.01,0.02,0.05)") from None
-        if not math.isfinite(value) or value < 0:
-            raise UserError(f"σ value {item!r} must be a finite number >= 0 (give e.g. --sigma 0.01,0.02,0.05)")
-        values.append(value)
-    return sorted(set(values) | {0.0})
+AXES = ["data", "checkpoint", "profile", "sigma", "time"]  # the fixed axes; each --set path adds one
+MAX_CELLS = 200_000
+PROTOCOL = ("ideal", "gaussian")  # the profiles that define the protocol: always the shipped ones
 
 
-def parse_times(text: str | list | None) -> list[float]:
-    """'1s,1h,1d,1y' → seconds, sorted; None → [0.0] (read right after programming)."""
-    if text is None:
-        return [0.0]
-    items = text if isinstance(text, list) else [x.strip() for x in str(text).split(",") if x.strip()]
-    try:
-        return sorted({parse_time(item) for item in items}) or [0.0]
-    except ValueError as exc:
-        raise UserError(f"--time: {exc}") from None
+def protocol_profile(name: str, notices: list[str]) -> Profile:
+    """The shipped ``ideal`` or ``gaussian`` profile; a user file of that name is ignored, with a notice."""
+    shadow = user_profiles() / f"{name}.yaml"
+    if shadow.exists():
+        note = f"{shadow} is ignored: {name!r} is noisesim's own protocol profile (rename that file to use it)"
+        if note not in notices:
+            notices.append(note)
+    return builtin_profile(name)
 
 
-def parse_sets(items: list[str] | dict | None) -> dict[str, list[Any]]:
-    """['programming.scale=0.5,1,2'] → {'programming.scale': [0.5, 1, 2]} (values read as YAML scalars)."""
-    if not items:
-        return {}
-    if isinstance(items, dict):
-        return {k: list(v) if isinstance(v, list | tuple) else [v] for k, v in items.items()}
-    out: dict[str, list[Any]] = {}
-    for item in items:
-        path, sep, values = item.partition("=")
-        if not sep or not path.strip() or "." not in path or not values.strip():
-            raise UserError(f"--set {item!r}: give COMPONENT.FIELD=V1,V2,… (e.g. --set programming.scale=0.5,1,2)")
-        out[path.strip()] = [yaml.safe_load(v.strip()) for v in values.split(",") if v.strip()]
-    return out
+def axes_of(config: SweepConfig) -> list[str]:
+    """The axis columns of a sweep's rows, in table order."""
+    return ["data", "checkpoint", "profile", "sigma", *[p for p in config.set if p != "gaussian.sigma"], "time"]
 
 
 @dataclass
@@ -67,40 +48,91 @@ class Setting:
     profile: Profile
     values: dict[str, Any]
 
+    @property
+    def spec_hash(self) -> str:
+        """Hash of the validated profile: what determines the physics, whatever the spelling."""
+        return hashlib.sha256(self.profile.spec.model_dump_json(serialize_as_any=True).encode()).hexdigest()[:16]
 
-def build_settings(profiles: list[str] | None, sigmas, sets: dict[str, list[Any]],
-                   times: list[float]) -> list[Setting]:
-    """Every profile × every combination of --sigma / --set values; a clean reference comes first."""
-    if sigmas is not None and not profiles:
-        profiles = ["gaussian"]
-    if not profiles:
-        raise UserError("nothing to sweep: give --sigma LIST (Gaussian weight noise) or --profile NAME")
-    loaded = [load_profile(p) for p in profiles]
-    axes = dict(sets)
+
+def random_stages(profile: Profile) -> set[str]:
+    """The seed streams whose draws change this profile's weights ('chip', 'program', 'read')."""
+    stages: set[str] = set()
+    for comp in profile.components:
+        if comp.noiseless or comp.key == "levels":
+            continue
+        stages.add(comp.stage)
+        if comp.key == "drift" and comp.spec.read_noise is not None and comp.spec.read_noise.scale > 0:
+            stages.add("read")
+    return stages
+
+
+def build_settings(config: SweepConfig, notices: list[str]) -> list[Setting]:
+    """Every profile × every combination of σ / --set values; a clean reference first in a device sweep.
+    Settings whose validated profiles are identical are evaluated once (with a notice)."""
+    sigmas = config.sigma
+    names = config.profile or (["gaussian"] if sigmas is not None else [])
+    profiles: dict[str, Profile] = {}
+    for name in names:
+        prof = protocol_profile(name, notices) if name in PROTOCOL else load_profile(name)
+        same = profiles.get(prof.name)
+        if same is not None:
+            if same.spec == prof.spec:
+                notices.append(f"--profile {name!r} is the same profile as one listed before; evaluated once")
+                continue
+            raise UserError(f"two different profiles are both named {prof.name!r} ({same.source} and {prof.source});"
+                            " give one of them another name: in its YAML")
+        profiles[prof.name] = prof
+    axes = dict(config.set)
     if sigmas is not None:
-        axes["gaussian.sigma"] = parse_sigmas(sigmas)
+        axes["gaussian.sigma"] = sigmas
     settings: list[Setting] = []
     if sigmas is None:  # the clean reference of a device sweep
-        settings.append(Setting(load_profile("ideal"), {}))
-    for profile in loaded:
+        settings.append(Setting(protocol_profile("ideal", notices), {}))
+    for profile in profiles.values():
         if sigmas is not None and "gaussian" not in [c.key for c in profile.components]:
             raise UserError(f"--sigma needs a profile with a gaussian component; {profile.name!r} has none"
                             " (sweep its own parameters with --set COMPONENT.FIELD=V1,V2)")
-        if any(t > 0 for t in times) and not profile.has_drift:
+        if any(t > 0 for t in config.time) and not profile.has_drift:
             raise UserError(f"--time needs a profile with a drift component; {profile.name!r} has none"
                             " (its weights do not change with time)")
+        seen: dict[str, dict] = {}
         for combo in itertools.product(*axes.values()):
             values = dict(zip(axes, combo, strict=True))
-            settings.append(Setting(profile.with_values(values) if values else profile, values))
+            setting = Setting(profile.with_values(values) if values else profile, values)
+            if setting.profile.noiseless and sigmas is None and not setting.values:
+                notices.append(f"profile {profile.name!r} has no noise: it is the clean reference")
+                continue
+            if setting.spec_hash in seen:
+                notices.append(f"{profile.name} with {_show(values)} is the same device as with"
+                               f" {_show(seen[setting.spec_hash])}; evaluated once")
+                continue
+            seen[setting.spec_hash] = values
+            settings.append(setting)
     return settings
 
 
-def expand_checkpoints(names: list[str], twin: bool = True) -> list[checkpoints.Checkpoint]:
-    """Read the checkpoints; add each one's deterministic twin unless listed or ``twin`` is off."""
+def _show(values: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in values.items()) or "no --set"
+
+
+def expand_checkpoints(names: list[str], twin: bool, notices: list[str]) -> list[checkpoints.Checkpoint]:
+    """Read the checkpoints; add each one's deterministic twin unless listed or ``twin`` is off. The same
+    folder given twice is read once; two folders with one name are told apart by their paths."""
     if not names:
         raise UserError(f"no checkpoint given (use --ckpt NAME; known: {', '.join(checkpoints.known_checkpoints())})")
-    loaded = [checkpoints.read(n) for n in names]
-    seen = {c.path.resolve() for c in loaded}
+    loaded: list[checkpoints.Checkpoint] = []
+    seen: dict[Path, str] = {}
+
+    def add(ckpt: checkpoints.Checkpoint, given: str) -> None:
+        where = ckpt.path.resolve()
+        if where in seen:
+            notices.append(f"--ckpt {given!r} is the checkpoint {seen[where]!r} again; evaluated once")
+            return
+        seen[where] = given
+        loaded.append(ckpt)
+
+    for name in names:
+        add(checkpoints.read(name), name)
     for ckpt in list(loaded):
         if twin and ckpt.twin:
             try:
@@ -109,13 +141,42 @@ def expand_checkpoints(names: list[str], twin: bool = True) -> list[checkpoints.
                 raise UserError(f"twin {ckpt.twin!r} of checkpoint {ckpt.name!r} is not available"
                                 " (train it, or pass --no-twin)") from None
             if other.path.resolve() not in seen:
+                seen[other.path.resolve()] = ckpt.twin
                 loaded.append(other)
-                seen.add(other.path.resolve())
     return loaded
 
 
-def file_hash(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+def checkpoint_labels(loaded: list[checkpoints.Checkpoint]) -> dict[Path, str]:
+    """A unique label per checkpoint: its name, or its path where two share a name."""
+    counts: dict[str, int] = {}
+    for ckpt in loaded:
+        counts[ckpt.name] = counts.get(ckpt.name, 0) + 1
+    return {ckpt.path: ckpt.name if counts[ckpt.name] == 1 else str(ckpt.path) for ckpt in loaded}
+
+
+def folder_hash(folder: Path) -> str:
+    """SHA-256 over every file of a checkpoint folder (names and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")):
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def backbone_fingerprint(name: str) -> str:
+    """The backbone's id plus the size and mtime of each file in its folder (a changed model is a new sweep)."""
+    from noisesim.models import resolve_backbone
+
+    try:
+        folder = Path(resolve_backbone(name))
+    except Exception:  # a backbone that cannot be resolved fails later, with its own message
+        return name
+    if not folder.is_dir():
+        return name
+    stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+    return hashlib.sha256(json.dumps([name, stats]).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -138,34 +199,74 @@ class Cell:
     key: str = ""
     provenance: dict = field(default_factory=dict)
     data: str = "sst2-dev"
+    clean: bool = False
 
     def profile(self) -> Profile:
         return Profile(self.profile_data, f"<{self.profile_name}>", name=self.profile_name)
 
 
-def build_cells(loaded: list[checkpoints.Checkpoint], settings: list[Setting], times: list[float], chips: int,
-                programs: int, reads: int, seed: int, data: dict[str, str], eval_config: dict) -> list[Cell]:
+def count_cells(n_data: int, n_ckpts: int, settings: list[Setting], config: SweepConfig) -> int:
+    noisy = sum(not s.profile.noiseless for s in settings)
+    per = len(config.time) * config.chips * config.seeds * config.reads
+    return n_data * n_ckpts * (len(settings) - noisy + noisy * per)
+
+
+def realizations(setting: Setting, config: SweepConfig, notices: list[str]) -> list[tuple[float, int, int, int]]:
+    """(time, chip, programming, read) of one setting; levels whose streams the profile never draws from
+    collapse to one (they would repeat the same evaluation), with a notice."""
+    if setting.profile.noiseless:
+        return [(0.0, 0, 0, 0)]
+    stages = random_stages(setting.profile)
+    chips = config.chips if stages & {"chip", "program"} else 1
+    programs = config.seeds if "program" in stages else 1
+    reads = config.reads if "read" in stages else 1
+    name = f"{setting.profile.name}" + (f" with {_show(setting.values)}" if setting.values else "")
+    for flag, asked, kept, what in (("--chips", config.chips, chips, "chip-to-chip variation"),
+                                    ("--seeds", config.seeds, programs, "programming noise"),
+                                    ("--reads", config.reads, reads, "read noise")):
+        if kept < asked:
+            note = f"{name} has no {what}: {flag} {asked} would repeat one evaluation; evaluated once"
+            if note not in notices:
+                notices.append(note)
+    return [(t, c, p, r) for c, p in itertools.product(range(chips), range(programs))
+            for t in config.time for r in range(reads)]
+
+
+def build_cells(loaded: list[checkpoints.Checkpoint], settings: list[Setting], config: SweepConfig,
+                data: dict[str, str], notices: list[str]) -> list[Cell]:
     """Every data set × checkpoint × setting × chip × programming × time × read, in a fixed order, each keyed
-    by a hash of what determines its number (checkpoint weights, profile content, time, seeds, data content,
-    batching); noise-free settings get a single cell. ``data`` maps each data set to its fingerprint."""
+    by a hash of what determines its number; noise-free settings get a single cell. ``data`` maps each data
+    set to its content fingerprint."""
+    total = count_cells(len(data), len(loaded), settings, config)
+    if total > MAX_CELLS:
+        raise UserError(f"this sweep has {total:,} cells (more than {MAX_CELLS:,}; about 3.5 s each for MiniLM on"
+                        " 2 cores): use fewer --chips / --seeds / --reads, times or values")
     cells: list[Cell] = []
-    hashes = {ckpt.name: file_hash(ckpt.path / checkpoints.WEIGHTS) for ckpt in loaded}
+    labels = checkpoint_labels(loaded)
+    ckpt_ids = {c.path: [labels[c.path], folder_hash(c.path), backbone_fingerprint(c.meta["backbone"])]
+                for c in loaded}
+    evaluation = {"max_length": config.max_length, "batch_size": config.batch_size}
+    identities: set = set()
     for source, data_hash in data.items():
         for ckpt in loaded:
+            label, files, backbone = ckpt_ids[ckpt.path]
             for setting in settings:
                 profile = setting.profile
-                if profile.noiseless:
-                    grid = [(0.0, 0, 0, 0)]
-                else:
-                    grid = [(t, c, p, r) for c, p in itertools.product(range(chips), range(programs))
-                            for t in times for r in range(reads)]
-                for t, chip, program, read in grid:
-                    what = [hashes[ckpt.name], profile.sha256, t, chip, program, read, seed, data_hash, eval_config]
-                    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:20]
-                    cells.append(Cell(len(cells), ckpt.name, str(ckpt.path), profile.name, profile.data,
+                for t, chip, program, read in realizations(setting, config, notices):
+                    what = [label, files, backbone, profile.name, setting.spec_hash, t, chip, program, read,
+                            config.seed, source, data_hash, evaluation]
+                    key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
+                    identity = (source, label, profile.name, json.dumps(setting.values, sort_keys=True, default=str),
+                                t, chip, program, read)
+                    if identity in identities:  # cannot happen after the de-duplication above; never count twice
+                        raise UserError(f"internal: two cells share {identity}; please report this sweep")
+                    identities.add(identity)
+                    cells.append(Cell(len(cells), label, str(ckpt.path), profile.name, profile.data,
                                       setting.values, t, chip, program, read, key,
-                                      {"checkpoint_sha256": hashes[ckpt.name], "profile_sha256": profile.sha256},
-                                      source))
+                                      {"checkpoint_sha256": files, "profile_sha256": setting.spec_hash},
+                                      source, profile.noiseless))
+    if len({c.key for c in cells}) != len(cells):
+        raise UserError("internal: two cells share a key; please report this sweep")
     return cells
 
 

@@ -2,8 +2,9 @@
 
 A finished cell is written at once as ``cells/<key>.json`` (temporary file, then an atomic rename),
 so a sweep killed at any moment (even ``kill -9``) loses only the cells in flight. ``consolidate``
-folds the cell files into ``results.parquet`` (again through an atomic rename) and then removes
-them; a rerun reads both and skips every key already there.
+folds the cell files into ``results.parquet`` (again through an atomic rename) under a file lock and
+then removes exactly the cell files it folded in, so two sweeps into one folder both keep every cell.
+The table's axis columns are recorded in the parquet metadata (``axes``).
 """
 
 from __future__ import annotations
@@ -14,24 +15,65 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from filelock import FileLock, Timeout
 
 from noisesim.errors import UserError
 
 TABLE = "results.parquet"
 CELLS = "cells"
+LOCK = ".noisesim.lock"
+MARKERS = (TABLE, CELLS, "sweep.json", LOCK)  # a folder holding one of these is a noisesim results folder
 REQUIRED = {"key", "checkpoint", "accuracy"}
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it into place."""
+    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it into place (with the
+    permissions a plain new file gets under the umask)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_results_folder(folder: Path, flag: str = "--out") -> None:
+    """Refuse a path that is a file, or a non-empty folder that noisesim did not write."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{flag} {folder} is a file, not a results folder (choose a new or empty folder)")
+    if folder.is_dir():
+        try:
+            entries = [p.name for p in folder.iterdir()]
+        except OSError as exc:
+            raise UserError(f"{flag} {folder}: cannot read it ({exc.strerror}); choose another folder") from None
+        if entries and not any(name in entries for name in MARKERS):
+            shown = ", ".join(sorted(entries)[:3]) + (", …" if len(entries) > 3 else "")
+            raise UserError(f"{flag} {folder} holds files noisesim did not write ({shown}); choose a new or empty"
+                            " folder (a results folder is never mixed with other files)")
+    check_writable(folder, flag)
+
+
+def check_writable(path: Path, flag: str = "--out") -> None:
+    """Refuse now, not after the work, a path that cannot be written: under a file, read-only, /proc."""
+    path = Path(path).absolute()
+    base = next(p for p in (path, *path.parents) if p.exists())
+    if not base.is_dir():
+        raise UserError(f"{flag} {path}: {base} is a file, not a folder (choose another path)")
+    # access() lets root through everywhere; a folder without any write bit (/proc, /sys) is read-only
+    if not os.access(base, os.W_OK | os.X_OK) or not base.stat().st_mode & 0o222:
+        raise UserError(f"{flag} {path}: {base} is not writable (choose another folder)")
 
 
 class ResultStore:
@@ -42,7 +84,10 @@ class ResultStore:
         self.table = self.folder / TABLE
         self.cells = self.folder / CELLS
 
-    def _read_table(self) -> pd.DataFrame:
+    def read_table(self) -> pd.DataFrame:
+        """The consolidated table (empty when there is none); its axes are in ``frame.attrs['axes']``."""
+        if not self.table.exists():
+            return pd.DataFrame()
         try:
             frame = pd.read_parquet(self.table)
         except Exception as exc:  # pyarrow raises several types for a damaged or foreign file
@@ -53,54 +98,93 @@ class ResultStore:
                             f" {', '.join(sorted(REQUIRED - set(frame.columns)))}); choose another --out")
         return frame
 
+    def _cell_files(self) -> dict[Path, dict]:
+        found: dict[Path, dict] = {}
+        if not self.cells.is_dir():
+            return found
+        for path in sorted(self.cells.glob("*.json")):
+            try:
+                row = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                row = None
+            if not isinstance(row, dict) or row.get("key") != path.stem or not REQUIRED <= set(row):
+                raise UserError(f"{path} is not a cell file written by noisesim; move it out of {self.cells}")
+            found[path] = row
+        return found
+
     def rows(self) -> dict[str, dict]:
         """Every finished cell, by key (cell files win over the table: they are newer). Fails (UserError)
         if the folder is a file or holds a results table noisesim cannot read as its own."""
-        if self.folder.exists() and not self.folder.is_dir():
-            raise UserError(f"--out {self.folder} is a file, not a results folder")
-        out: dict[str, dict] = {}
-        if self.table.exists():
-            for row in self._read_table().to_dict("records"):
-                out[row["key"]] = row
-        if self.cells.is_dir():
-            for path in sorted(self.cells.glob("*.json")):
-                try:
-                    row = json.loads(path.read_text())
-                except (OSError, json.JSONDecodeError):
-                    continue  # cannot happen through ``add``; a stray file is ignored
-                out[row["key"]] = row
+        check_results_folder(self.folder)
+        out = {row["key"]: row for row in self.read_table().to_dict("records")}
+        out.update({row["key"]: row for row in self._cell_files().values()})
         return out
 
     def add(self, row: dict) -> None:
-        self.cells.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.cells / f"{row['key']}.json", lambda p: p.write_text(json.dumps(row, default=_plain)))
+        """Store one finished cell (under the folder's lock, so a consolidation never sees it half-written)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self.lock():  # a consolidation may remove the empty cells folder until we hold the lock
+            self.cells.mkdir(exist_ok=True)
+            atomic_write(self.cells / f"{row['key']}.json", lambda p: p.write_text(json.dumps(row, default=_plain)))
 
-    def consolidate(self, order: list[str] | None = None) -> pd.DataFrame:
-        """Fold the cell files into results.parquet, the keys in ``order`` first (a sweep's grid order),
-        then any others the folder holds; returns every row of the store."""
-        rows = self.rows()
-        first = [k for k in (order or []) if k in rows]
+    def lock(self) -> FileLock:
+        return FileLock(self.folder / LOCK, timeout=600)
+
+    def consolidate(self, order: list[str] | None = None, axes: list[str] | None = None) -> pd.DataFrame:
+        """Fold the cell files into results.parquet, the keys in ``order`` first (a sweep's grid order), then
+        any others the folder holds; ``axes`` joins the recorded axis columns. Returns every row."""
+        if not self.folder.is_dir():
+            return pd.DataFrame()
+        try:
+            with self.lock():
+                return self._consolidate(order or [], axes or [])
+        except Timeout:
+            raise UserError(f"{self.folder} stayed locked by another sweep for 10 minutes; rerun this command"
+                            " to fold in its cells") from None
+
+    def _consolidate(self, order: list[str], axes: list[str]) -> pd.DataFrame:
+        stored = self.read_table()
+        files = self._cell_files()
+        rows = {row["key"]: row for row in stored.to_dict("records")}
+        rows.update({row["key"]: row for row in files.values()})
+        first = [k for k in order if k in rows]
         keys = first + [k for k in rows if k not in set(first)]
         frame = pd.DataFrame([rows[k] for k in keys])
-        if len(frame):
+        recorded = list(dict.fromkeys([*stored.attrs.get("axes", []), *axes]))
+        if len(frame) and files:
             table = frame.copy()
             for col in [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]:
                 # parquet wants one type per column: mixed values (e.g. a --set axis of 1 and 'x') become text
                 values = table[col].where(table[col].notna(), None)
                 kinds = {type(v) for v in values if v is not None}
                 table[col] = values.map(str).where(values.notna(), None) if len(kinds) > 1 else values
+            table.attrs = {"axes": recorded}
             atomic_write(self.table, lambda p: table.to_parquet(p, index=False))
+        for path in files:  # only what is in the table now: another sweep's newer cells stay
+            path.unlink(missing_ok=True)
         if self.cells.is_dir():
-            # cell files are in the table now; *.tmp files are writes a killed process never finished
-            for path in [*self.cells.glob("*.json"), *self.cells.glob(".*.tmp")]:
+            for path in self.cells.glob(".*.tmp"):  # writes a killed process never finished (we hold the lock)
                 path.unlink(missing_ok=True)
-            if not any(self.cells.iterdir()):
+            try:
                 self.cells.rmdir()
+            except OSError:
+                pass  # not empty: cells another sweep is still writing
         for path in self.folder.glob(f".{TABLE}.*.tmp"):
             path.unlink(missing_ok=True)
+        frame.attrs = {"axes": recorded}
         return frame
 
 
 def _plain(value):
     """JSON for numpy scalars."""
     return value.item() if hasattr(value, "item") else str(value)
+
+
+def check_output_file(text: str | Path, flag: str = "--out") -> Path:
+    """A file path the user gave for a plot or report: not empty, not a folder, in a writable folder."""
+    raw = str(text)
+    path = Path(raw)
+    if not raw.strip() or raw.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
+        raise UserError(f"{flag} {raw!r} is a folder or empty; give a file path such as results/fig6")
+    check_writable(path.parent, flag)
+    return path

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from noisesim.data import EvalBatches, encode, load_table, train_batches
 from noisesim.errors import UserError
 from noisesim.evaluate import accuracy
 from noisesim.methods import adapters_of, count_parameters, trainable_state
+from noisesim.methods.config import StrictConfig
 from noisesim.models import Backbone
 from noisesim.seeds import derive_seed, generator
 
 
-@dataclass
-class TrainConfig:
-    """Optimisation settings.
+class TrainConfig(StrictConfig):
+    """Optimisation settings (every number finite and in range, else UserError).
 
     lr: adapter μ / β / γ learning rate; head_lr: classifier head; sigma_lr: StochGRASP's σ
       (σ is parametrised directly, so Adam moves it by about sigma_lr per step).
@@ -35,37 +37,24 @@ class TrainConfig:
       None keeps the model's own (0 by default: the noise already regularises, and steps are faster).
     """
 
-    steps: int = 1000
-    batch_size: int = 32
-    max_length: int = 64
-    lr: float = 1e-3
-    head_lr: float = 1e-3
-    sigma_lr: float = 5e-4
-    lam: float = 0.01
-    sigma_target: float = 0.03
-    sigma_reduction: str = "sum"
-    target_warmup: float = 0.3
-    length_group: int = 50
-    eval_every: int = 100
-    dropout: float | None = 0.0
-    seed: int = 0
-    train_data: str = "sst2-train"
-    eval_data: str = "sst2-dev"
+    label: ClassVar[str] = "training config"
 
-    def __post_init__(self):
-        if self.steps < 1 or self.batch_size < 1:
-            raise UserError("steps and batch size must be positive")
-        if self.sigma_reduction not in ("sum", "mean"):
-            raise UserError(f"sigma_reduction={self.sigma_reduction!r} is not known (use sum or mean)")
-        if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise UserError(f"dropout={self.dropout} must lie in [0, 1)")
-        if self.length_group < 1:
-            raise UserError(f"length_group={self.length_group} must be at least 1")
-        if not 0 <= self.target_warmup <= 1:
-            raise UserError(f"target_warmup={self.target_warmup} must lie in [0, 1]")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+    steps: int = Field(1000, ge=1, le=10**8)
+    batch_size: int = Field(32, ge=1, le=2**16)
+    max_length: int = Field(64, ge=2, le=2**16)
+    lr: float = Field(1e-3, gt=0, le=10)
+    head_lr: float = Field(1e-3, gt=0, le=10)
+    sigma_lr: float = Field(5e-4, gt=0, le=10)
+    lam: float = Field(0.01, ge=0, le=1e6)
+    sigma_target: float = Field(0.03, ge=0, le=1)
+    sigma_reduction: Literal["sum", "mean"] = "sum"
+    target_warmup: float = Field(0.3, ge=0, le=1)
+    length_group: int = Field(50, ge=1, le=10**6)
+    eval_every: int = Field(100, ge=1, le=10**8)
+    dropout: float | None = Field(0.0, ge=0, lt=1)
+    seed: int = Field(0, ge=0, lt=2**63)
+    train_data: str = Field("sst2-train", min_length=1)
+    eval_data: str = Field("sst2-dev", min_length=1)
 
 
 @dataclass
@@ -118,16 +107,44 @@ def sigma_values(backbone: Backbone) -> torch.Tensor:
     return torch.cat(sig) if sig else torch.zeros(0)
 
 
+def max_positions(backbone: Backbone) -> int | None:
+    """The longest input (in tokens) the encoder's position embeddings allow, if it says."""
+    config = getattr(backbone.model.encoder, "config", None)
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int):
+        return None
+    if backbone.family in ("roberta", "xlm-roberta"):  # positions start after the padding index
+        limit -= (getattr(config, "pad_token_id", 1) or 0) + 1
+    return limit
+
+
+def diverged(step: int, what: str) -> UserError:
+    return UserError(f"training diverged at step {step}: {what} is not finite; nothing written"
+                     " (lower --lr, --head-lr or --sigma-lr, or --lambda)")
+
+
 def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float = 0.0, progress: bool = True) -> TrainResult:
-    """Train adapters + head of an injected backbone; returns the best dev checkpoint's state."""
+    """Train adapters + head of an injected backbone; returns the best dev checkpoint's state.
+
+    Raises UserError as soon as the loss or a trained parameter becomes non-finite."""
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    if isinstance(sigma_init, bool) or not isinstance(sigma_init, int | float) or not math.isfinite(sigma_init):
+        raise UserError(f"sigma_init={sigma_init!r} must be a finite number")
     model, tok = backbone.model, backbone.tokenizer
+    limit = max_positions(backbone)
     if cfg.dropout is not None:
         for module in model.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = cfg.dropout
     pad = tok.pad_token_id
     train_set = encode(load_table(cfg.train_data), tok, cfg.max_length, cfg.train_data)
-    dev = EvalBatches.build(encode(load_table(cfg.eval_data), tok, 128, cfg.eval_data), pad)
+    longest = max(map(len, train_set.input_ids), default=0)
+    if limit is not None and longest > limit:
+        raise UserError(f"--max-length {cfg.max_length} lets sentences of {longest} tokens through, but"
+                        f" {backbone.name!r} takes at most {limit}: use --max-length {limit} or less")
+    dev_length = min(128, limit) if limit is not None else 128
+    dev = EvalBatches.build(encode(load_table(cfg.eval_data), tok, dev_length, cfg.eval_data), pad)
     adapters = adapters_of(model)
     noise_gen = generator(cfg.seed, "train", "noise")
     for adapter in adapters.values():
@@ -159,11 +176,16 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float = 0.0, progres
                 if sigma:
                     target = sigma_target_at(step, cfg, sigma_init)
                     loss = task + cfg.lam * sigma_penalty(backbone, target, cfg.sigma_reduction)
+                if not torch.isfinite(loss.detach()):
+                    raise diverged(step, f"the loss ({float(loss.detach())})")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 sched.step()
                 if step % cfg.eval_every == 0 or step == cfg.steps:
+                    bad = [n for n, p in model.named_parameters() if p.requires_grad and not p.isfinite().all()]
+                    if bad:
+                        raise diverged(step, f"parameter {bad[0]}")
                     acc = accuracy(model, dev)
                     row = {"step": step, "task_loss": float(task.detach()), "dev_accuracy": acc,
                            "seconds": round(time.time() - start, 1)}

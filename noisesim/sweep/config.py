@@ -1,0 +1,297 @@
+"""``SweepConfig``: every sweep option, its default and help text, validated in one place.
+
+The CLI, a ``--config`` YAML file and the Python API all build a ``SweepConfig``, so they cannot
+disagree. Validation parses the σ / time / ``--set`` lists, refuses flags that cannot take effect,
+and removes duplicate axis values with a notice (a duplicate is never counted as a realization).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import difflib
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from noisesim.devices import parse_time
+from noisesim.errors import UserError
+
+DEFAULT_SIGMAS = [0.01, 0.02, 0.05]
+MAX_SIGMA = 100.0  # weight units; MiniLM's weights are of order 0.05
+MAX_REALIZATIONS = 100_000  # chips, programmings or reads per setting
+MAX_TIME = 1000 * 365 * 86400.0  # seconds: a thousand years
+_NOTICES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("sweep_notices", default=None)
+FLAGS = {"set": "--set", "ckpt": "--ckpt", "profile": "--profile", "data": "--data", "time": "--time"}
+
+
+def flag(name: str) -> str:
+    return FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def _items(value: Any, what: str) -> list:
+    """'a,b' → ['a', 'b']; a scalar → [it]; a list stays (its items are not split)."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, str):
+        items = [x.strip() for x in value.split(",")]
+        if any(not x for x in items) and any(items):
+            raise UserError(f"{what} {value!r} has an empty item (remove the extra comma)")
+        return [x for x in items if x]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return [value]
+    raise ValueError(f"give {what} as a comma-separated string or a list (got {value!r})")
+
+
+def parse_sigmas(value: Any) -> list[float]:
+    """'0.01,0.02' → [0.0, 0.01, 0.02]: finite, 0 <= σ <= 100, sorted, with σ=0 (clean) added."""
+    items = _items(value, "σ values")
+    if not items:
+        raise UserError(f"--sigma {value!r} gives no σ value (give e.g. --sigma 0.01,0.02,0.05)")
+    values = []
+    for item in items:
+        if isinstance(item, bool):
+            raise UserError(f"σ value {item!r} is not a number (give e.g. --sigma 0.01,0.02,0.05)")
+        try:
+            number = float(item)
+        except (TypeError, ValueError, OverflowError):
+            raise UserError(f"σ value {item!r} is not a number (give e.g. --sigma 0.01,0.02,0.05)") from None
+        if not math.isfinite(number) or not 0 <= number <= MAX_SIGMA:
+            raise UserError(f"σ value {item!r} must be a finite number in [0, {MAX_SIGMA:g}] (weight units;"
+                            " give e.g. --sigma 0.01,0.02,0.05)")
+        values.append(number)
+    _note_repeats(values, items, "--sigma")
+    return sorted(set(values) | {0.0})
+
+
+def _note_repeats(values: list, items: list, flag_name: str) -> None:
+    """A notice for each value given more than once (also when spelled differently: 0.01 and 1e-2)."""
+    notes = _NOTICES.get()
+    seen: dict = {}
+    for value, item in zip(values, items, strict=True):
+        if value in seen and notes is not None:
+            notes.append(f"{flag_name} {item} repeats {seen[value]}; evaluated once")
+        seen.setdefault(value, item)
+
+
+def parse_times(value: Any) -> list[float]:
+    """'1s,1h,1d,1y' → seconds, sorted and unique; None → [0.0] (read right after programming)."""
+    if value is None:
+        return [0.0]
+    items = _items(value, "times")
+    if not items:
+        raise UserError(f"--time {value!r} gives no time (give e.g. --time 1s,1h,1d,1y)")
+    try:
+        seconds = [parse_time(item) for item in items]
+    except (ValueError, OverflowError) as exc:
+        raise UserError(f"--time: {exc}") from None
+    for item, t in zip(items, seconds, strict=True):
+        if t > MAX_TIME:
+            raise UserError(f"--time {item}: at most 1000y (give times such as 1s,1h,1d,1y)")
+    _note_repeats(seconds, items, "--time")
+    return sorted(set(seconds))
+
+
+def parse_sets(items: Any) -> dict[str, list[Any]]:
+    """['programming.scale=0.5,1,2'] → {'programming.scale': [0.5, 1, 2]} (values read as YAML scalars)."""
+    from noisesim.safeyaml import safe_scalar
+
+    if not items:
+        return {}
+    if isinstance(items, str):
+        items = [items]
+    out: dict[str, list[Any]] = {}
+    if isinstance(items, dict):
+        pairs = [(str(k), v if isinstance(v, list | tuple) else [v]) for k, v in items.items()]
+    elif isinstance(items, list | tuple):
+        pairs = []
+        for item in items:
+            path, sep, values = str(item).partition("=")
+            if not sep or not values.strip():
+                raise UserError(f"--set {item!r}: give COMPONENT.FIELD=V1,V2,… (e.g. --set programming.scale=0.5,1,2)")
+            pairs.append((path, [safe_scalar(v.strip(), source=f"--set {path.strip()}") for v in values.split(",")
+                                 if v.strip()]))
+    else:
+        raise UserError(f"--set must be a list of COMPONENT.FIELD=V1,V2 or a mapping (got {items!r})")
+    for path, values in pairs:
+        path = path.strip()
+        if "." not in path or not all(path.split(".")):
+            raise UserError(f"--set {path!r}: give COMPONENT.FIELD=V1,V2,… (e.g. --set programming.scale=0.5,1,2)")
+        if path in out:
+            raise UserError(f"--set {path} is given twice (give all its values once: --set {path}=V1,V2)")
+        if not values:
+            raise UserError(f"--set {path}: no values (give --set {path}=V1,V2)")
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise UserError(f"--set {path}={v}: values must be finite numbers")
+            if not isinstance(v, str | int | float | bool | type(None)):
+                raise UserError(f"--set {path}: value {v!r} is not a scalar (give numbers or words)")
+        out[path] = list(values)
+    return out
+
+
+def _dedupe(values: list, what: str, notices: list[str]) -> list:
+    """Keep the first of equal values (1 and 1.0 are equal); a notice names what was dropped."""
+    kept: list = []
+    for v in values:
+        if any(v == k and isinstance(v, bool) == isinstance(k, bool) for k in kept):
+            notices.append(f"{what} {v!r} is given more than once; evaluated once")
+        else:
+            kept.append(v)
+    return kept
+
+
+class SweepConfig(BaseModel):
+    """One sweep: what is evaluated, under which device settings, with how many realizations."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
+
+    ckpt: list[str] = Field(description="checkpoint name or folder (repeatable)")
+    sigma: list[float] | None = Field(None, description="σ of per-weight Gaussian noise, comma-separated (the"
+                                      " paper's protocol; default 0.01,0.02,0.05 when no --profile is given;"
+                                      " σ = 0, the clean reference, is always added)")
+    profile: list[str] = Field(default_factory=list, description="device profile name or YAML file (repeatable);"
+                               " see `noisesim profiles list`")
+    time: list[float] = Field(default_factory=lambda: [0.0], description="times since programming, e.g."
+                              " 1s,1h,1d,1y (needs a profile with drift; default: right after programming)")
+    set: dict[str, list[Any]] = Field(default_factory=dict, description="sweep a profile parameter:"
+                                      " COMPONENT.FIELD=V1,V2 (e.g. programming.scale=0.5,1,2; repeatable)")
+    chips: int = Field(1, ge=1, le=MAX_REALIZATIONS, description="chips (device-to-device draws) per setting")
+    seeds: int = Field(3, ge=1, le=MAX_REALIZATIONS, description="programmings per chip (noise realizations)")
+    reads: int = Field(1, ge=1, le=MAX_REALIZATIONS, description="reads per programming (read-noise draws)")
+    seed: int = Field(0, ge=0, le=2**62, description="base seed of the chip / program / read streams")
+    data: list[str] = Field(default_factory=lambda: ["sst2-dev"], description="sst2-dev, sst2-train, or a"
+                            " TSV/CSV with sentence,label (repeatable: one axis value each)")
+    twin: bool = Field(True, description="also sweep each StochGRASP checkpoint's deterministic twin")
+    out: str | None = Field(None, description="results folder; rerunning into it skips finished cells"
+                            " ('auto': ./noisesim-sweep-<time>)")
+    csv: bool = Field(False, description="also write results.csv")
+    workers: int = Field(1, ge=1, le=256, description="local worker processes (1: in this process)")
+    backend: Literal["local", "ray"] = Field("local", description="local | ray")
+    ray_address: str | None = Field(None, description="Ray cluster: auto or HOST:PORT (default: a local"
+                                    " instance; needs --backend ray)")
+    max_length: int = Field(128, ge=2, le=8192, description="evaluation: sentences cut at this many tokens")
+    batch_size: int = Field(64, ge=1, le=65536, description="evaluation batch size")
+    _notices: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _collect_notices(cls, data: Any, handler) -> SweepConfig:
+        notes: list[str] = []
+        token = _NOTICES.set(notes)
+        try:
+            model = handler(data)
+        finally:
+            _NOTICES.reset(token)
+        model._notices[:0] = notes
+        return model
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise ValueError("a sweep is a mapping of options")
+        data = {k: v for k, v in data.items() if v is not None or k in ("sigma",)}
+        for key in ("ckpt", "profile", "data"):
+            if isinstance(data.get(key), str | Path):
+                data[key] = [str(data[key])]
+            elif isinstance(data.get(key), list | tuple):
+                data[key] = [str(v) if isinstance(v, Path) else v for v in data[key]]
+        if isinstance(data.get("out"), Path):
+            data["out"] = str(data["out"])
+        if data.get("sigma") is not None:
+            data["sigma"] = parse_sigmas(data["sigma"])
+        if "time" in data:
+            data["time"] = parse_times(data["time"])
+        if "set" in data:
+            data["set"] = parse_sets(data["set"])
+        return data
+
+    @field_validator("ckpt", "profile", "data")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for v in value:
+            if not v.strip():
+                raise ValueError("an empty name (give a name or a path)")
+        return value
+
+    @field_validator("out")
+    @classmethod
+    def _out(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("an empty path (give a folder, or leave it out for ./noisesim-sweep-<time>)")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepConfig:
+        notes = self._notices
+        if not self.ckpt:
+            raise ValueError("no checkpoint given (use --ckpt NAME, or ckpt: in --config)")
+        if not self.data:
+            raise ValueError("no data set given (use --data sst2-dev or a TSV/CSV file)")
+        if self.sigma is None and not self.profile:
+            self.sigma = parse_sigmas(DEFAULT_SIGMAS)
+        if self.sigma is not None and "gaussian.sigma" in self.set:
+            raise ValueError("σ is given twice: by --sigma and by --set gaussian.sigma (use one of them)")
+        if self.ray_address is not None and self.backend != "ray":
+            raise ValueError("--ray-address takes effect only with --backend ray (add it, or drop --ray-address)")
+        if self.backend == "ray" and self.workers > 1:
+            raise ValueError("--workers sets local processes; with --backend ray, Ray schedules the cells"
+                             " (drop --workers)")
+        self.ckpt = _dedupe(self.ckpt, "--ckpt", notes)
+        self.profile = _dedupe(self.profile, "--profile", notes)
+        self.data = _dedupe(self.data, "--data", notes)
+        self.set = {path: _dedupe(values, f"--set {path} value", notes) for path, values in self.set.items()}
+        return self
+
+    @property
+    def notices(self) -> list[str]:
+        """What validation changed (duplicates removed), one line each."""
+        return list(self._notices)
+
+    @classmethod
+    def build(cls, **options: Any) -> SweepConfig:
+        """Validate options (as the CLI names them); a problem is a one-line ``UserError``."""
+        try:
+            return cls.model_validate(options)
+        except ValidationError as exc:
+            raise UserError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """One line for the first problem of a SweepConfig."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        hint = difflib.get_close_matches(loc[0], SweepConfig.model_fields, n=1)
+        return (f"unknown sweep option {loc[0]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                + f"; allowed: {', '.join(SweepConfig.model_fields)}")
+    if not loc:
+        return msg
+    name = flag(loc[0]) + "".join(f"[{p}]" for p in loc[1:])
+    for words, sign in (("greater than or equal to", ">="), ("less than or equal to", "<="), ("greater than", ">"),
+                        ("less than", "<"), ("Input should be", "must be")):
+        msg = msg.replace(words, sign)
+    value = err.get("input")
+    if err["type"] == "missing" or isinstance(value, dict | list):
+        return f"{name}: {msg}"
+    shown = value if isinstance(value, int | float) and not isinstance(value, bool) else repr(value)
+    return f"{name} {shown}: {msg}"
+
+
+def load_sweep_config(path: str | Path) -> dict:
+    """Sweep options from a YAML mapping whose keys are the CLI's option names (checked when built)."""
+    from noisesim.safeyaml import load_yaml
+
+    config = load_yaml(Path(path), "--config")
+    if not isinstance(config, dict):
+        raise UserError(f"--config {path}: must be a YAML mapping of sweep options"
+                        f" ({', '.join(SweepConfig.model_fields)})")
+    for key in config:
+        if key not in SweepConfig.model_fields:
+            hint = difflib.get_close_matches(str(key), SweepConfig.model_fields, n=1)
+            raise UserError(f"--config {path}: unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                            + f"; allowed: {', '.join(SweepConfig.model_fields)}")
+    return config

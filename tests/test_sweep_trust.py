@@ -1,0 +1,242 @@
+"""Trust in a sweep's numbers: one identity per cell, no duplicate realizations, safe folders, honest statistics."""
+
+import json
+import math
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from noisesim import checkpoints
+from noisesim.errors import UserError
+from noisesim.sweep import SweepConfig, load, run, summarize
+from noisesim.sweep.config import parse_sets, parse_sigmas, parse_times
+from noisesim.sweep.grid import build_cells, build_settings, data_fingerprint, expand_checkpoints
+from noisesim.sweep.store import ResultStore
+
+
+def keys(ckpt_paths, data, **options):
+    """The cell keys of a sweep, without running it."""
+    from noisesim.data import load_table
+
+    config = SweepConfig.build(ckpt=ckpt_paths, data=[data], twin=False, **options)
+    notes: list[str] = []
+    loaded = expand_checkpoints(config.ckpt, False, notes)
+    settings_ = build_settings(config, notes)
+    return [c.key for c in build_cells(loaded, settings_, config, {data: data_fingerprint(load_table(data))}, notes)]
+
+
+def test_every_input_of_a_cell_changes_its_key(tiny_ckpts, tiny_tsv, tmp_path):
+    base = keys([tiny_ckpts["grasp-w"]], tiny_tsv, sigma="0.1", seeds=1)
+    assert len(base) == 2 and len(set(base)) == 2
+
+    def copy(name):
+        target = tmp_path / name
+        shutil.copytree(tiny_ckpts["grasp-w"], target)
+        return target
+
+    renamed = copy("other-name")  # same files, another name: another checkpoint in the results
+    assert set(keys([str(renamed)], tiny_tsv, sigma="0.1", seeds=1)).isdisjoint(base)
+    same_name = copy("grasp-w")  # same name and files in another folder: the same cells
+    assert keys([str(same_name)], tiny_tsv, sigma="0.1", seeds=1) == base
+    cls = copy("grasp-w-cls")  # only config.json differs (pooling) → new keys, even under the same name
+    meta = json.loads((cls / "config.json").read_text())
+    meta["pooling"] = "cls"
+    (cls / "config.json").write_text(json.dumps(meta))
+    moved = tmp_path / "cls-copy" / "grasp-w"
+    moved.parent.mkdir()
+    cls.rename(moved)
+    assert set(keys([str(moved)], tiny_tsv, sigma="0.1", seeds=1)).isdisjoint(base)
+    data = tmp_path / "data.tsv"
+    data.write_text(Path(tiny_tsv).read_text().replace("good", "fine", 1))
+    changes = [
+        keys([tiny_ckpts["grasp-w"]], str(data), sigma="0.1", seeds=1),  # data content
+        keys([tiny_ckpts["grasp-w"]], tiny_tsv, sigma="0.1", seeds=1, max_length=16),  # evaluation settings
+        keys([tiny_ckpts["grasp-w"]], tiny_tsv, sigma="0.1", seeds=1, batch_size=8),
+        keys([tiny_ckpts["grasp-w"]], tiny_tsv, sigma="0.1", seeds=1, seed=1),  # base seed
+    ]
+    for other in changes:
+        assert set(other).isdisjoint(base)
+    noisy = keys([tiny_ckpts["grasp-w"]], tiny_tsv, sigma="0.2", seeds=1)  # the profile content (σ)
+    assert noisy[0] == base[0] and noisy[1] != base[1]  # the clean cell is shared, the noisy one is not
+    pcm = keys([tiny_ckpts["grasp-w"]], tiny_tsv, profile=["pcm"], seeds=1)
+    scaled = keys([tiny_ckpts["grasp-w"]], tiny_tsv, profile=["pcm"], seeds=1, set=["programming.scale=2"])
+    assert pcm[0] == scaled[0] and pcm[1] != scaled[1]
+
+
+def test_two_checkpoints_with_equal_files_both_get_their_rows(tiny_ckpts, tiny_tsv, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_ckpts["grasp-w"], copy)
+    df = run([tiny_ckpts["grasp-w"], str(copy)], "0.1", seeds=1, data=tiny_tsv, progress=False).frame
+    assert list(dict.fromkeys(df["checkpoint"])) == ["grasp-w", "copy"]
+    assert len(df) == 4 and df["key"].is_unique
+    twin = tmp_path / "elsewhere" / "grasp-w"  # two folders with one name: told apart by their paths
+    shutil.copytree(tiny_ckpts["grasp-w"], twin)
+    df = run([tiny_ckpts["grasp-w"], str(twin)], "0.1", seeds=1, data=tiny_tsv, progress=False).frame
+    assert set(df["checkpoint"]) == {tiny_ckpts["grasp-w"], str(twin)} and len(df) == 4
+
+
+def test_duplicate_axis_values_are_evaluated_once(tiny_ckpts, tiny_tsv):
+    ck = tiny_ckpts["grasp-w"]
+    once = run([ck], "0.1", seeds=2, data=tiny_tsv, progress=False)
+    twice = run([ck, ck], "0.1,0.1", seeds=2, data=[tiny_tsv, tiny_tsv], progress=False)
+    pd.testing.assert_frame_equal(once.frame.drop(columns="seconds"), twice.frame.drop(columns="seconds"))
+    assert any("--ckpt" in n for n in twice.meta["notices"]) and any("--data" in n for n in twice.meta["notices"])
+    rram = run([ck], profiles=["rram", "rram"], sets=["programming.scale=1,1.0,2"], seeds=2, data=tiny_tsv,
+               progress=False)
+    noisy = rram.frame[~rram.frame["clean"]]
+    assert sorted(set(noisy["programming.scale"])) == [1, 2] and len(noisy) == 2 * 2
+    summary = summarize(rram.frame)
+    assert list(summary["count"]) == [1, 2, 2]
+
+
+def test_levels_without_randomness_collapse_with_a_notice(tiny_ckpts, tiny_tsv):
+    # the paper's Gaussian has no read noise: --reads 3 would evaluate the same weights three times
+    res = run([tiny_ckpts["grasp-w"]], "0.1", seeds=2, reads=3, chips=2, data=tiny_tsv, progress=False)
+    noisy = res.frame[~res.frame["clean"]]
+    assert len(noisy) == 2 * 2 and set(noisy["read"]) == {0}
+    assert any("no read noise" in n for n in res.meta["notices"])
+    summary = summarize(res.frame)
+    assert summary.loc[~summary["clean"], "count"].tolist() == [4]
+    assert math.isnan(summary.loc[~summary["clean"], "sd_read"].iloc[0])
+
+
+def test_student_t_interval():
+    frame = pd.DataFrame({"checkpoint": "a", "profile": "g", "sigma": 0.1, "time": "0s", "time_s": 0.0,
+                          "chip": 0, "program": [0, 1, 2], "read": 0, "accuracy": [0.80, 0.82, 0.87]})
+    row = summarize(frame).iloc[0]
+    half = 4.302652729911275 * frame["accuracy"].std() / math.sqrt(3)  # t(0.975, 2)
+    assert row["ci95_high"] - row["mean"] == pytest.approx(half, rel=1e-9)
+    assert row["count"] == 3
+
+
+def test_sweep_json_records_every_setting_and_the_whole_config(tiny_ckpts, tiny_tsv, tmp_path):
+    from noisesim.api import sweep
+
+    _, paths = sweep([tiny_ckpts["grasp-w"]], "0.05,0.1", seeds=1, data=tiny_tsv, out=tmp_path / "s", progress=False)
+    meta = json.loads(paths["meta"].read_text())
+    assert [s["values"].get("gaussian.sigma") for s in meta["settings"]] == [0.0, 0.05, 0.1]
+    assert meta["config"]["sigma"] == [0.0, 0.05, 0.1] and meta["config"]["seeds"] == 1
+    assert meta["axes"] == ["data", "checkpoint", "profile", "sigma", "time"]
+    frame = load(tmp_path / "s").frame
+    assert frame.attrs["axes"] == meta["axes"] and frame["clean"].tolist() == [True, False, False]
+    stored = pd.read_parquet(tmp_path / "s" / "results.parquet")
+    assert stored.attrs["axes"] == meta["axes"]
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for path in paths.values():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path
+
+
+def test_out_refuses_a_folder_noisesim_did_not_write(tiny_ckpts, tiny_tsv, tmp_path):
+    thesis = tmp_path / "results"
+    thesis.mkdir()
+    (thesis / "thesis.tex").write_text("\\chapter{Results}")
+    with pytest.raises(UserError, match="holds files noisesim did not write"):
+        run([tiny_ckpts["grasp-w"]], "0.1", seeds=1, data=tiny_tsv, out=thesis, progress=False)
+    assert [p.name for p in thesis.iterdir()] == ["thesis.tex"]
+
+
+def test_second_sweep_cells_survive_the_first_ones_consolidation(tmp_path):
+    """Sweep B stores a cell while sweep A consolidates: B waits for the lock, and its cell is kept."""
+    import threading
+    import time
+
+    a, b = ResultStore(tmp_path), ResultStore(tmp_path)
+    a.add({"key": "a1", "checkpoint": "c", "accuracy": 0.5})
+    original = a._cell_files
+    started = threading.Event()
+
+    def slow_read():
+        files = original()
+        started.set()
+        time.sleep(0.5)  # B tries to store its cell now
+        return files
+
+    a._cell_files = slow_read
+    writer = threading.Thread(target=lambda: (started.wait(), b.add({"key": "b1", "checkpoint": "c",
+                                                                       "accuracy": 0.6})))
+    writer.start()
+    assert list(a.consolidate()["key"]) == ["a1"]
+    writer.join()
+    assert (tmp_path / "cells" / "b1.json").is_file()
+    assert sorted(b.consolidate()["key"]) == ["a1", "b1"]
+    assert not (tmp_path / "cells").exists()
+
+
+@pytest.mark.parametrize("options,fragment", [
+    ({"sigma": "0.1", "set": ["gaussian.sigma=0.2"]}, "σ is given twice"),
+    ({"ray_address": "auto"}, "only with --backend ray"),
+    ({"sigma": ""}, "gives no σ value"),
+    ({"sigma": ","}, "gives no σ value"),
+    ({"sigma": "1e300"}, "finite number in [0, 100]"),
+    ({"time": ""}, "gives no time"),
+    ({"set": ["programming.scale="]}, "COMPONENT.FIELD"),
+    ({"set": ["programming.scale=1", "programming.scale=2"]}, "given twice"),
+    ({"set": ["programming.scale=.nan"]}, "finite"),
+    ({"chips": 10**12}, "--chips 1000000000000: must be <= 100000"),
+    ({"seeds": True}, "--seeds True"),
+    ({"ckpt": [5]}, "--ckpt[0] 5: must be a valid string"),
+    ({"backend": "ray", "workers": 2}, "drop --workers"),
+    ({"out": ""}, "empty path"),
+    ({"sigmaa": "0.1"}, "did you mean 'sigma'"),
+])
+def test_config_refuses_flags_that_cannot_take_effect(options, fragment):
+    with pytest.raises(UserError) as info:
+        SweepConfig.build(**{"ckpt": ["x"], **options})
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_huge_grid_is_refused_before_anything_runs(tiny_ckpts, tiny_tsv, tmp_path):
+    with pytest.raises(UserError, match="cells"):
+        run([tiny_ckpts["grasp-w"]], "0.1", seeds=100_000, chips=100, data=tiny_tsv, out=tmp_path / "o",
+            progress=False)
+    assert not (tmp_path / "o").exists()
+
+
+def test_api_and_cli_share_defaults():
+    config = SweepConfig.build(ckpt="sst2-stoch")
+    assert config.sigma == [0.0, 0.01, 0.02, 0.05] and config.seeds == 3 and config.ckpt == ["sst2-stoch"]
+    assert SweepConfig.build(ckpt="x", profile="pcm").sigma is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=40))
+def test_parsers_never_raise_anything_but_user_errors(text):
+    for parse in (parse_sigmas, parse_times, lambda t: parse_sets([t]), lambda t: parse_sets({"a.b": t})):
+        try:
+            parse(text)
+        except UserError as exc:
+            assert "\n" not in str(exc)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.one_of(st.floats(allow_nan=True), st.integers(), st.text(max_size=5), st.booleans()),
+                max_size=5))
+def test_config_from_random_lists_is_valid_or_a_user_error(values):
+    for key in ("sigma", "time", "ckpt", "profile", "data"):
+        try:
+            config = SweepConfig.build(**{"ckpt": ["x"], key: values})
+        except UserError:
+            continue
+        if key == "sigma":
+            assert all(math.isfinite(v) and v >= 0 for v in config.sigma)
+
+
+def test_ckpt_copy_hidden_in_config_changes_numbers_not_cache(tiny_ckpts, tiny_tsv, tmp_path):
+    """A copy whose config.json differs is evaluated, not served the original's cached cells."""
+    out = tmp_path / "s"
+    run([tiny_ckpts["grasp-w"]], "0.1", seeds=1, data=tiny_tsv, out=out, progress=False)
+    copy = tmp_path / "v2" / "grasp-w"
+    shutil.copytree(tiny_ckpts["grasp-w"], copy)
+    meta = json.loads((copy / "config.json").read_text())
+    meta["pooling"] = "cls"
+    (copy / "config.json").write_text(json.dumps(meta))
+    res = run([str(copy)], "0.1", seeds=1, data=tiny_tsv, out=out, progress=False)
+    assert res.meta["cells_reused"] == 0
+    assert checkpoints.read(str(copy)).meta["pooling"] == "cls"
