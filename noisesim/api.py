@@ -11,7 +11,7 @@ from noisesim import checkpoints
 from noisesim.data import load_table
 from noisesim.errors import UserError
 from noisesim.methods import MethodConfig, inject
-from noisesim.models import DEFAULT_BACKBONE, load_backbone
+from noisesim.models import DEFAULT_BACKBONE, load_backbone, resolve_backbone
 from noisesim.sweep import SweepConfig, SweepResult, load_sweep_config, make_config, run, save, summarize
 from noisesim.training import TrainConfig, TrainResult, sigma_values, train
 
@@ -40,6 +40,12 @@ def train_checkpoint(out: str, method: MethodConfig, config: TrainConfig, model:
         twin = twin if twin_path.parent in checkpoints.stores() else str(twin_path.resolve())
     load_table(config.eval_data)  # fail on bad data before the backbone is loaded
     num_labels = max(2, max(load_table(config.train_data)["label"]) + 1)
+    with checkpoints.claim(folder):
+        return _train_and_write(folder, method, config, model, twin, pooling, progress, num_labels)
+
+
+def _train_and_write(folder: Path, method: MethodConfig, config: TrainConfig, model: str, twin: str | None,
+                     pooling: str, progress: bool, num_labels: int) -> tuple[Path, TrainResult, dict]:
     backbone = load_backbone(model, num_labels=num_labels, seed=config.seed, pooling=pooling)
     inject(backbone, method)
     result = train(backbone, config, sigma_init=method.sigma_init, progress=progress)
@@ -49,7 +55,8 @@ def train_checkpoint(out: str, method: MethodConfig, config: TrainConfig, model:
     backbone.model.load_state_dict(result.state, strict=False)
     sig = sigma_values(backbone)
     meta = {
-        "backbone": model,
+        # a local folder is stored by its absolute path: a relative one would name another model elsewhere
+        "backbone": str(Path(model).resolve()) if resolve_backbone(model) == model and Path(model).exists() else model,
         "num_labels": backbone.model.num_labels,
         "pooling": backbone.model.head.pooling,
         "method": method.to_dict(),

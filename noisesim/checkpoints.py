@@ -21,6 +21,7 @@ import re
 import secrets
 import shutil
 import struct
+import tempfile
 import time
 from dataclasses import dataclass
 from importlib import resources
@@ -35,7 +36,7 @@ from noisesim import __version__
 from noisesim.errors import UserError
 from noisesim.methods import MethodConfig, inject, remove, trainable_state
 from noisesim.methods.config import one_line
-from noisesim.models import Backbone, load_backbone
+from noisesim.models import Backbone, load_backbone, resolve_backbone
 from noisesim.training import TrainConfig
 
 try:
@@ -285,7 +286,11 @@ def read(name_or_path: str | Path) -> Checkpoint:
         raise UserError(f"checkpoint {folder}: {WEIGHTS} is damaged or not safetensors ({first}):"
                         " re-train or re-copy the checkpoint") from None
     check_tensors(tensors, meta, f"checkpoint {folder}")
-    return Checkpoint(folder, meta, tensors)
+    backbone = meta["backbone"]
+    if not Path(backbone).is_absolute() and Path(backbone).exists() and resolve_backbone(backbone) == backbone:
+        raise UserError(f"checkpoint {folder}: config.json names its backbone by the relative path {backbone!r},"
+                        " which means another model from another folder; write the absolute path there")
+    return Checkpoint(folder.absolute(), meta, tensors)
 
 
 def build(ckpt: Checkpoint, backbone: Backbone | None = None) -> Backbone:
@@ -444,6 +449,29 @@ def _dir_lock(path: Path, blocking: bool = True):
         yield fd
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def claim(folder: Path):
+    """Held by a training run from start to write: a second run that would write the same checkpoint at the
+    same time is refused (the lock lives in the system's temporary folder, keyed by the target's absolute path,
+    so nothing is added to the user's folders)."""
+    import hashlib
+
+    from filelock import FileLock, Timeout
+
+    locks = Path(tempfile.gettempdir()) / f"noisesim-locks-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+    locks.mkdir(exist_ok=True)
+    lock = FileLock(locks / (hashlib.sha256(str(Path(folder).absolute()).encode()).hexdigest()[:24] + ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise UserError(f"another noisesim train is writing {folder} right now; wait for it to finish or choose"
+                        " another --out") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def recover(parent: Path, only: str | None = None, locked: bool = False) -> None:

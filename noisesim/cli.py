@@ -252,18 +252,20 @@ def sweep(
     summary = summarize(result.frame)
     reused = result.meta.get("cells_reused", 0)
     clean = "σ=0: clean" if cfg.sigma is not None else "ideal: clean"
-    typer.echo(f"accuracy (%) on {', '.join(cfg.data)}, mean ± std over {cfg.chips} chip(s) × {cfg.seeds}"
-               f" programming(s) × {cfg.reads} read(s) ({clean})"
+    noisy = result.frame[~result.frame["clean"]]
+    chips, programs, reads = (int(noisy[c].nunique()) if len(noisy) else 1 for c in ("chip", "program", "read"))
+    typer.echo(f"accuracy (%) on {', '.join(result.frame['data'].unique())}, mean ± std over {chips} chip(s) ×"
+               f" {programs} programming(s) × {reads} read(s) ({clean})"
                + (f"; {reused} of {result.meta['cells']} cells were already stored" if reused else ""))
     typer.echo(pivot_table(summary).to_string())
-    if cfg.chips > 1 or cfg.reads > 1:
+    if chips > 1 or reads > 1:
         parts = summary[summary["count"] > 1]
         if len(parts):
             typer.echo("spread (std, points): " + ", ".join(
                 f"{name} {100 * parts[col].mean():.2f}" for name, col in
                 (("total", "sd_total"), ("chip", "sd_chip"), ("programming", "sd_program"), ("read", "sd_read"))
                 if parts[col].notna().any()) + " (mean over settings; summary.csv has each)")
-            if cfg.chips > 1 and cfg.seeds == 1:
+            if chips > 1 and programs == 1:
                 typer.echo("  (one programming per chip: chip and programming variation are not separable;"
                            " use --seeds 2 or more)")
     typer.echo(f"chance (majority class): {100 * result.chance:.1f} %")

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from noisesim.errors import UserError
+from noisesim.textio import read_utf8
 
 MAX_BYTES = 1 << 20
 MAX_NODES = 100_000
@@ -36,11 +37,19 @@ def _refuse_tag(loader: yaml.BaseLoader, node: yaml.Node):
                                             node.start_mark)
 
 
+# YAML 1.1 reads 0x10 as 16, 1_0 as 10, 0o7 and 1:30 (base 60) as numbers, and dates as datetimes: only plain
+# decimal numbers are numbers here; anything else stays a string (and the schema refuses it where a number belongs)
+_LOOSE = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+_DECIMAL_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
+_DECIMAL_FLOAT = re.compile(r"^[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?$"
+                            r"|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$")
+
+
 class StrictLoader(_Base):
     """SafeLoader that refuses duplicate keys, keeps dates as strings and builds only JSON-like values."""
 
     yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in _LOOSE]
         for first, resolvers in _Base.yaml_implicit_resolvers.items()}
     yaml_constructors = dict(_Base.yaml_constructors)
 
@@ -62,6 +71,8 @@ class StrictLoader(_Base):
         return super().construct_mapping(node, deep=deep)
 
 
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:int", _DECIMAL_INT, list("-+0123456789"))
+StrictLoader.add_implicit_resolver("tag:yaml.org,2002:float", _DECIMAL_FLOAT, list("-+0123456789."))
 for _tag in ("binary", "timestamp", "set", "omap", "pairs"):
     StrictLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
 StrictLoader.add_constructor(None, _refuse_tag)  # any unknown tag
@@ -150,19 +161,7 @@ def loads_yaml(text: str, source: str = "<yaml>", max_nodes: int = MAX_NODES) ->
 
 def load_yaml(path: str | Path, what: str = "YAML file", max_nodes: int = MAX_NODES) -> Any:
     """The value of the YAML file ``path`` (``what`` names it in errors, e.g. 'profile')."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read {what} ({_one_line(exc.strerror or exc)})") from None
-    if len(raw) > MAX_BYTES:
-        raise UserError(f"{path}: {what} is larger than {MAX_BYTES // (1 << 20)} MiB; is it the right file?")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise UserError(f"{path}: {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line});"
-                        " save it as UTF-8") from None
+    text = read_utf8(path, what, MAX_BYTES)
     return loads_yaml(text, str(path), max_nodes)
 
 

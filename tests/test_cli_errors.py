@@ -153,6 +153,6 @@ def test_unwritable_report_out_through_main(monkeypatch, capsys, tiny_ckpts, tin
     blocker = tmp_path / "a-file"
     blocker.write_text("mine\n")
     target = blocker / "report.md"  # a path under a regular file
-    code, _, err = run_main(monkeypatch, capsys, "report", results, "--out", target)
-    assert_one_line(code, "", err, str(target), "Not a directory")  # stdout may hold the report itself
+    code, out, err = run_main(monkeypatch, capsys, "report", results, "--out", target)
+    assert_one_line(code, out, err, str(target), "is a file, not a folder")  # checked before the report is printed
     assert blocker.read_text() == "mine\n"

@@ -469,3 +469,22 @@ def test_flicker_read_time_above_t0_is_refused_not_a_math_error():
         profile(("drift", {"t0": 1.0, "read_noise": {"t_read": 10.0}}))
     prof = profile(("drift", {"t0": 1.0, "read_noise": {"t_read": 1.0}}))
     assert torch.isfinite(prof.realize(torch.randn(8, 8), t=0.0).weight).all()
+
+
+@pytest.mark.parametrize("kwargs,error", [
+    ({"chip": 1.5}, TypeError), ({"chip": "0"}, TypeError), ({"chip": True}, TypeError), ({"program": 0.5}, TypeError),
+    ({"seed": None}, TypeError), ({"seed": -5}, UserError), ({"seed": 2**80}, UserError), ({"read": -1}, UserError),
+    ({"layer": 5}, TypeError),
+])
+def test_realization_indices_must_be_plain_integers(kwargs, error):
+    from noisesim import devices
+
+    with pytest.raises(error, match=next(iter(kwargs))):
+        devices.apply("pcm", torch.zeros(4, 4), **kwargs)
+
+
+def test_meta_tensor_is_refused():
+    from noisesim import devices
+
+    with pytest.raises(TypeError, match="meta tensor"):
+        devices.apply("gaussian", torch.empty(4, 4, device="meta"))

@@ -128,3 +128,11 @@ def test_wrong_types_are_type_errors():
         loads_yaml(b"a: 1", "x")
     with pytest.raises(TypeError, match="text must be str"):
         safe_scalar(1.0)
+
+
+def test_only_plain_decimal_numbers_are_numbers():
+    from noisesim.safeyaml import loads_yaml
+
+    got = loads_yaml("a: 0x10\nb: 1_0\nc: 1e-3\nd: 12\ne: -.5\nf: .inf\ng: 1:30\nh: 007\ni: 0o7\n")
+    assert got == {"a": "0x10", "b": "1_0", "c": 0.001, "d": 12, "e": -0.5, "f": float("inf"), "g": "1:30",
+                   "h": "007", "i": "0o7"}

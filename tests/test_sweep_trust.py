@@ -240,3 +240,107 @@ def test_ckpt_copy_hidden_in_config_changes_numbers_not_cache(tiny_ckpts, tiny_t
     res = run([str(copy)], "0.1", seeds=1, data=tiny_tsv, out=out, progress=False)
     assert res.meta["cells_reused"] == 0
     assert checkpoints.read(str(copy)).meta["pooling"] == "cls"
+
+
+def test_damaged_stored_rows_are_refused_not_reused(tiny_ckpts, tiny_tsv, tmp_path):
+    out = tmp_path / "s"
+    kw = dict(seeds=2, data=tiny_tsv, out=out, progress=False)
+    run([tiny_ckpts["grasp-w"]], "0.1", **kw)
+    table = pd.read_parquet(out / "results.parquet")
+    table.loc[1, "accuracy"] = float("nan")
+    table.to_parquet(out / "results.parquet")
+    with pytest.raises(UserError, match="row 1 has accuracy nan"):
+        run([tiny_ckpts["grasp-w"]], "0.1", **kw)
+    (out / "results.parquet").unlink()
+    run([tiny_ckpts["grasp-w"]], "0.1", **kw)
+    key = pd.read_parquet(out / "results.parquet")["key"].iloc[0]
+    (out / "cells").mkdir()
+    cell = out / "cells" / f"{key}.json"
+    cell.write_text(json.dumps({"key": key, "checkpoint": "grasp-w", "accuracy": "0.9"}))
+    before = (out / "results.parquet").read_bytes()
+    with pytest.raises(UserError, match="accuracy '0.9'"):
+        run([tiny_ckpts["grasp-w"]], "0.1", **kw)
+    assert (out / "results.parquet").read_bytes() == before  # the table was not rewritten
+
+
+def test_same_data_spelled_differently_is_evaluated_once(tiny_ckpts, tiny_tsv, tmp_path, monkeypatch):
+    monkeypatch.chdir(Path(tiny_tsv).parent)
+    link = tmp_path / "link.tsv"
+    link.symlink_to(tiny_tsv)
+    copy = tmp_path / "copy.tsv"
+    copy.write_bytes(Path(tiny_tsv).read_bytes())
+    res = run([tiny_ckpts["grasp-w"]], "0.1", seeds=1, data=[Path(tiny_tsv).name, f"./{Path(tiny_tsv).name}",
+                                                           str(link), str(copy)], progress=False)
+    assert set(res.frame["data"]) == {Path(tiny_tsv).name} and len(res.frame) == 2
+    assert sum("same sentences and labels" in n for n in res.meta["notices"]) == 3
+
+
+def test_one_field_set_twice_or_an_ambiguous_component_is_refused(tiny_ckpts, tiny_tsv, tmp_path):
+    ck = tiny_ckpts["grasp-w"]
+    with pytest.raises(UserError, match="set the same field"):
+        run([ck], profiles=["pcm"], sets=["noise[0].scale=2", "programming.scale=3"], data=tiny_tsv, progress=False)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("noise:\n  - gaussian: {sigma: 0.1}\n  - gaussian: {sigma: 0.2}\n")
+    with pytest.raises(UserError, match=r"has 2 gaussian components \(noise\[0\], noise\[1\]\)"):
+        run([ck], profiles=[str(twice)], sets=["gaussian.sigma=0.5"], data=tiny_tsv, progress=False)
+    with pytest.raises(UserError, match="--sigma: profile 'twice' has 2 gaussian"):
+        run([ck], "0.5", profiles=[str(twice)], data=tiny_tsv, progress=False)
+    with pytest.raises(UserError, match="list or mapping cannot be swept"):
+        SweepConfig.build(ckpt="x", profile="pcm", set=["programming.coefficients=[1,2]"])
+
+
+def test_one_realization_has_no_spread_and_intervals_stay_in_range():
+    frame = pd.DataFrame({"checkpoint": "a", "profile": "g", "sigma": [0.1, 0.2, 0.2], "time": "0s", "time_s": 0.0,
+                          "chip": 0, "program": [0, 0, 1], "read": 0, "accuracy": [0.8, 0.99, 0.5]})
+    summary = summarize(frame)
+    assert math.isnan(summary["std"].iloc[0]) and math.isnan(summary["ci95_low"].iloc[0])
+    assert summary["ci95_low"].iloc[1] == 0.0 and summary["ci95_high"].iloc[1] == 1.0
+    from noisesim.report import pivot_table
+
+    assert pivot_table(summary).iloc[0, 0] == "80.0"
+
+
+def test_python_api_takes_the_cli_names(tiny_ckpts, tiny_tsv):
+    import noisesim.api as ns
+
+    result, _ = ns.sweep(ckpt=[tiny_ckpts["grasp-w"]], sigma=[0.1], seeds=1, data=tiny_tsv, progress=False)
+    assert len(result.frame) == 2
+    with pytest.raises(UserError, match="given twice"):
+        ns.sweep([tiny_ckpts["grasp-w"]], ckpt=[tiny_ckpts["grasp"]], progress=False)
+    with pytest.raises(TypeError, match="SweepConfig"):
+        ns.sweep(config={"ckpt": ["x"]}, progress=False)
+
+
+def test_store_name_and_local_folder_with_dot_slash(tiny_ckpts, tiny_tsv, tmp_path, monkeypatch):
+    store = checkpoints.user_store()
+    store.mkdir(parents=True)
+    shutil.copytree(tiny_ckpts["grasp-w"], store / "mine")
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_ckpts["grasp"], tmp_path / "mine")
+    with pytest.raises(UserError, match="both a checkpoint name"):
+        run(["mine"], "0.1", seeds=1, data=tiny_tsv, progress=False)
+    df = run(["./mine"], "0.1", seeds=1, data=tiny_tsv, progress=False).frame
+    assert set(df["method"]) == {"grasp"}
+
+
+def test_relative_backbone_path_in_a_checkpoint_is_refused(tiny_ckpts, tiny_dirs, tmp_path, monkeypatch):
+    copy = tmp_path / "rel"
+    shutil.copytree(tiny_ckpts["grasp-w"], copy)
+    meta = json.loads((copy / "config.json").read_text())
+    assert Path(meta["backbone"]).is_absolute()  # train stores a local backbone folder by its absolute path
+    monkeypatch.chdir(Path(tiny_dirs["bert"]).parent)
+    meta["backbone"] = Path(tiny_dirs["bert"]).name
+    (copy / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match="relative path"):
+        checkpoints.read(str(copy))
+
+
+def test_second_training_into_the_same_checkpoint_is_refused(tmp_path):
+    target = tmp_path / "ck"
+    with checkpoints.claim(target):
+        with pytest.raises(UserError, match="another noisesim train is writing"):
+            with checkpoints.claim(target):
+                pass
+    with checkpoints.claim(target):  # released: free again
+        pass
+    assert not target.exists()

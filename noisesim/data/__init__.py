@@ -15,6 +15,7 @@ import pyarrow as pa
 import torch
 
 from noisesim.errors import UserError
+from noisesim.textio import read_utf8
 
 BUNDLED = {"sst2-train": "train.tsv", "sst2-dev": "dev.tsv"}
 REQUIRED_COLUMNS = ("sentence", "label")
@@ -48,19 +49,7 @@ def _read_text(path: Path) -> str:
         raise UserError(f"data file {path} is not a regular file ({_HINT})")
     if info.st_size > MAX_BYTES:
         raise UserError(f"data file {path} is larger than {MAX_BYTES >> 20} MB, the limit (use a sample of it)")
-    try:
-        with path.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise UserError(f"cannot read data file {path}: {exc.strerror or exc} (check its permissions)") from None
-    if len(raw) > MAX_BYTES:
-        raise UserError(f"data file {path} is larger than {MAX_BYTES >> 20} MB, the limit (use a sample of it)")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise UserError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}; save the file as UTF-8)"
-                        ) from None
+    text = read_utf8(path, "data file", MAX_BYTES)
     if "\x00" in text:
         line = text.count("\n", 0, text.index("\x00")) + 1
         raise UserError(f"{path}, line {line}: NUL byte in the text (a binary file? give a UTF-8 TSV/CSV)")

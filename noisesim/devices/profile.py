@@ -180,6 +180,7 @@ class Profile:
         noise away) with finite values; a component that makes a weight inf or NaN is a UserError naming it.
         """
         _check_weight(weight)
+        _check_indices(chip, program, read, seed, layer)
         t = _check_time(t)
         finite = [torch.isfinite(weight).all()]  # flags, checked together at the end (one device sync)
         if self.noiseless or weight.numel() == 0:  # exact, not a conductance round trip
@@ -248,9 +249,23 @@ def _plain(value: Any) -> Any:
 def _check_weight(weight: Any) -> None:
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"weight must be a torch.Tensor, not {type(weight).__name__}")
+    if weight.device.type == "meta":
+        raise TypeError("weight is a meta tensor (no values); give a tensor with data")
     if not weight.is_floating_point():
         raise TypeError(f"weight must be a floating-point tensor, not {weight.dtype} (integer weights would round"
                         " the noise away); convert it with weight.float()")
+
+
+def _check_indices(chip: Any, program: Any, read: Any, seed: Any, layer: Any) -> None:
+    """Realization indices are plain non-negative integers (1.5, '0', True would silently pick another
+    stream), the seed a 62-bit one, the layer a name."""
+    for name, value in (("chip", chip), ("program", program), ("read", read), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, not {type(value).__name__} ({value!r})")
+        if not 0 <= value <= 2**62:
+            raise UserError(f"{name} = {value} must lie in [0, 2**62]")
+    if not isinstance(layer, str):
+        raise TypeError(f"layer must be a str (the layer's name), not {type(layer).__name__}")
 
 
 def _check_time(t: Any) -> float:

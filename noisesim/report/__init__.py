@@ -18,7 +18,8 @@ def varying(frame: pd.DataFrame) -> list[str]:
 
 def pivot_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The varying axes down, checkpoints across, cells 'mean ± std' in percent."""
-    text = [f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(summary["mean"], summary["std"], strict=True)]
+    text = [f"{100 * m:.1f}" if pd.isna(s) else f"{100 * m:.1f} ± {100 * s:.1f}"
+            for m, s in zip(summary["mean"], summary["std"], strict=True)]
     index = [c for c in varying(summary) if c != "time"] + (["time"] if "time" in varying(summary) else [])
     index = index or ["profile"]
     keys = [c if c != "time" else "time_s" for c in index]
@@ -177,5 +178,6 @@ def markdown_report(result) -> str:
     meta = result.meta
     if meta:
         lines += ["", f"noisesim {meta.get('noisesim_version')} (commit {meta.get('git_commit')}),"
-                  f" torch {meta.get('torch')}; {meta.get('cells', len(result.frame))} cells."]
+                  f" torch {meta.get('torch')}; {len(result.frame)} cells in"
+                  " results.parquet (the last sweep into this folder had {meta.get('cells', '?')})."]
     return "\n".join(lines)

@@ -60,12 +60,17 @@ def make_config(ckpts=None, sigmas=None, config: SweepConfig | None = None, **op
         if not isinstance(config, SweepConfig):
             raise TypeError(f"config must be a SweepConfig, got {type(config).__name__}")
         return config
-    for old, new in LEGACY.items():
+    for old, new in {**LEGACY, "ckpts": "ckpt"}.items():
         if old in options:
             if new in options:
                 raise UserError(f"both {old}= and {new}= given (use {new}=)")
             options[new] = options.pop(old)
-    return SweepConfig.build(ckpt=ckpts, sigma=sigmas, **options)
+    for name, value in (("ckpt", ckpts), ("sigma", sigmas)):
+        if value is not None:
+            if options.get(name) is not None:
+                raise UserError(f"{name} is given twice: as an argument and as {name}= (give it once)")
+            options[name] = value
+    return SweepConfig.build(**options)
 
 
 def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfig | None = None,
@@ -83,15 +88,22 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
         check_results_folder(out)
     settings = build_settings(config, notices)
     loaded = expand_checkpoints(config.ckpt, config.twin, notices)
-    fingerprints, chances = {}, {}
+    fingerprints, chances, where = {}, {}, {}
     for source in config.data:
         table = load_table(source)
+        place = str(Path(source).resolve()) if Path(source).is_file() else source
+        fingerprint = data_fingerprint(table)
+        same = where.get(place) or next((s for s, f in fingerprints.items() if f == fingerprint), None)
+        if same is not None:
+            notices.append(f"--data {source!r} holds the same sentences and labels as {same!r}; evaluated once")
+            continue
+        where[place] = source
         labels = pd.Series(list(table["label"]))
         for ckpt in loaded:
             if labels.max() >= ckpt.meta.get("num_labels", 2):
                 raise UserError(f"{source} has label {labels.max()} but checkpoint {ckpt.name!r} knows"
                                 f" {ckpt.meta.get('num_labels', 2)} classes (labels must be 0 .. num_labels-1)")
-        fingerprints[source] = data_fingerprint(table)
+        fingerprints[source] = fingerprint
         chances[source] = float(labels.value_counts(normalize=True).max())
     store = ResultStore(out) if out is not None else None
     done = store.rows() if store is not None else {}  # also rejects a foreign or broken results table
@@ -130,12 +142,13 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
         frame["clean"] = [c.clean for c in cells]
     frame = frame[[c for c in frame.columns if c in ROW_COLUMNS or c in axes]]
     frame.attrs = {"axes": axes}
-    chance = chances[config.data[0]]
+    sources = list(fingerprints)
+    chance = chances[sources[0]]
     label_of = {c.ckpt_path: c.checkpoint for c in cells}
     sha_of = {c.ckpt_path: c.provenance["checkpoint_sha256"] for c in cells}
     meta = {"noisesim_version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
             "python": platform.python_version(), "config": config.model_dump(mode="json"), "notices": notices,
-            "axes": axes, "data": config.data[0] if len(config.data) == 1 else config.data,
+            "axes": axes, "data": sources[0] if len(sources) == 1 else sources,
             "data_sha256": fingerprints, "chance_by_data": chances, "chance": chance, "seed": config.seed,
             "chips": config.chips, "programs_per_chip": config.seeds, "reads": config.reads,
             "times_s": config.time, "cells": len(cells), "cells_reused": len(cells) - len(todo),
@@ -231,7 +244,7 @@ def variance_components(part: pd.DataFrame) -> dict[str, float]:
     lower = (0 if math.isnan(program) else max(program, 0) / n_prog) + (
         0 if math.isnan(read) else read / (n_prog * n_reads))
     chip = chip_var - lower if not math.isnan(chip_var) else math.nan
-    out = {"sd_total": float(acc.std()) if len(acc) > 1 else 0.0}
+    out = {"sd_total": float(acc.std()) if len(acc) > 1 else math.nan}
     for name, var in (("sd_chip", chip), ("sd_program", program), ("sd_read", read)):
         out[name] = math.nan if math.isnan(var) else math.sqrt(max(var, 0.0))
     return out
@@ -246,12 +259,14 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for values, part in frame.groupby(keys, sort=False, dropna=False):
         acc = part["accuracy"]
-        # Student's t: with n = 3 realizations the 95 % half-width is 4.30·s/√n, not 1.96·s/√n
-        half = float(student_t.ppf(0.975, len(acc) - 1)) * acc.std() / math.sqrt(len(acc)) if len(acc) > 1 else 0.0
+        # Student's t: with n = 3 realizations the 95 % half-width is 4.30·s/√n, not 1.96·s/√n; an accuracy
+        # lies in [0, 1], so is the interval; one realization has no spread to show (NaN, printed without ±)
+        n, mean = len(acc), acc.mean()
+        half = float(student_t.ppf(0.975, n - 1)) * acc.std() / math.sqrt(n) if n > 1 else math.nan
         rows.append({**dict(zip(keys, values, strict=True)), "time_s": part["time_s"].iloc[0],
-                     "clean": bool(clean_rows(part).iloc[0]), "mean": acc.mean(),
-                     "std": acc.std() if len(acc) > 1 else 0.0, "count": len(acc),
-                     "ci95_low": acc.mean() - half, "ci95_high": acc.mean() + half, **variance_components(part)})
+                     "clean": bool(clean_rows(part).iloc[0]), "mean": mean, "std": acc.std() if n > 1 else math.nan,
+                     "count": n, "ci95_low": max(0.0, mean - half) if n > 1 else math.nan,
+                     "ci95_high": min(1.0, mean + half) if n > 1 else math.nan, **variance_components(part)})
     summary = pd.DataFrame(rows)
     summary.attrs = {"axes": keys}
     return summary

@@ -110,8 +110,11 @@ def parse_sets(items: Any) -> dict[str, list[Any]]:
             path, sep, values = str(item).partition("=")
             if not sep or not values.strip():
                 raise UserError(f"--set {item!r}: give COMPONENT.FIELD=V1,V2,… (e.g. --set programming.scale=0.5,1,2)")
-            pairs.append((path, [safe_scalar(v.strip(), source=f"--set {path.strip()}") for v in values.split(",")
-                                 if v.strip()]))
+            raw = [v.strip() for v in values.split(",") if v.strip()]
+            if any(v.startswith(("[", "{")) for v in raw):
+                raise UserError(f"--set {path.strip()}: a list or mapping cannot be swept (values are split at"
+                                " commas); sweep a number such as programming.scale=0.5,1,2, or write a profile file")
+            pairs.append((path, [safe_scalar(v, source=f"--set {path.strip()}") for v in raw]))
     else:
         raise UserError(f"--set must be a list of COMPONENT.FIELD=V1,V2 or a mapping (got {items!r})")
     for path, values in pairs:
@@ -149,12 +152,11 @@ class SweepConfig(BaseModel):
 
     ckpt: list[str] = Field(description="checkpoint name or folder (repeatable)")
     sigma: list[float] | None = Field(None, description="σ of per-weight Gaussian noise, comma-separated (the"
-                                      " paper's protocol; default 0.01,0.02,0.05 when no --profile is given;"
-                                      " σ = 0, the clean reference, is always added)")
+                                      " paper's protocol; σ = 0, the clean reference, is always added)")
     profile: list[str] = Field(default_factory=list, description="device profile name or YAML file (repeatable);"
                                " see `noisesim profiles list`")
     time: list[float] = Field(default_factory=lambda: [0.0], description="times since programming, e.g."
-                              " 1s,1h,1d,1y (needs a profile with drift; default: right after programming)")
+                              " 1s,1h,1d,1y (needs a profile with drift)")
     set: dict[str, list[Any]] = Field(default_factory=dict, description="sweep a profile parameter:"
                                       " COMPONENT.FIELD=V1,V2 (e.g. programming.scale=0.5,1,2; repeatable)")
     chips: int = Field(1, ge=1, le=MAX_REALIZATIONS, description="chips (device-to-device draws) per setting")
@@ -164,13 +166,12 @@ class SweepConfig(BaseModel):
     data: list[str] = Field(default_factory=lambda: ["sst2-dev"], description="sst2-dev, sst2-train, or a"
                             " TSV/CSV with sentence,label (repeatable: one axis value each)")
     twin: bool = Field(True, description="also sweep each StochGRASP checkpoint's deterministic twin")
-    out: str | None = Field(None, description="results folder; rerunning into it skips finished cells"
-                            " ('auto': ./noisesim-sweep-<time>)")
+    out: str | None = Field(None, description="results folder; rerunning into it skips finished cells")
     csv: bool = Field(False, description="also write results.csv")
     workers: int = Field(1, ge=1, le=256, description="local worker processes (1: in this process)")
     backend: Literal["local", "ray"] = Field("local", description="local | ray")
-    ray_address: str | None = Field(None, description="Ray cluster: auto or HOST:PORT (default: a local"
-                                    " instance; needs --backend ray)")
+    ray_address: str | None = Field(None, description="Ray cluster: auto or HOST:PORT (needs --backend"
+                                    " ray)")
     max_length: int = Field(128, ge=2, le=8192, description="evaluation: sentences cut at this many tokens")
     batch_size: int = Field(64, ge=1, le=65536, description="evaluation batch size")
     _notices: list[str] = PrivateAttr(default_factory=list)

@@ -95,6 +95,7 @@ def build_settings(config: SweepConfig, notices: list[str]) -> list[Setting]:
         if any(t > 0 for t in config.time) and not profile.has_drift:
             raise UserError(f"--time needs a profile with a drift component; {profile.name!r} has none"
                             " (its weights do not change with time)")
+        check_targets(profile, list(axes), sigmas is not None)
         seen: dict[str, dict] = {}
         for combo in itertools.product(*axes.values()):
             values = dict(zip(axes, combo, strict=True))
@@ -109,6 +110,33 @@ def build_settings(config: SweepConfig, notices: list[str]) -> list[Setting]:
             seen[setting.spec_hash] = values
             settings.append(setting)
     return settings
+
+
+def check_targets(profile: Profile, paths: list[str], by_sigma: bool) -> None:
+    """Each swept path must name one field of one component, and no field twice (``programming.scale`` and
+    ``noise[0].scale`` may be the same field; a kind listed twice needs ``noise[I]``)."""
+    kinds = [c.key for c in profile.components]
+    targets: dict[tuple, str] = {}
+    for path in paths:
+        flag = "--sigma" if by_sigma and path == "gaussian.sigma" else f"--set {path}"
+        head, _, rest = path.partition(".")
+        index: int | str | None = None
+        if head == "mapping":
+            index = "mapping"
+        elif head.startswith("noise[") and head.endswith("]") and head[6:-1].isdigit():
+            index = int(head[6:-1])
+        elif kinds.count(head) > 1:
+            where = ", ".join(f"noise[{i}]" for i, k in enumerate(kinds) if k == head)
+            raise UserError(f"{flag}: profile {profile.name!r} has {kinds.count(head)} {head} components ({where});"
+                            f" name one, e.g. --set noise[{kinds.index(head)}].{rest}=…")
+        elif head in kinds:
+            index = kinds.index(head)
+        if index is None:
+            continue  # a path the profile lacks: with_values says so
+        if (index, rest) in targets:
+            raise UserError(f"{flag} and {targets[index, rest]} set the same field of profile {profile.name!r};"
+                            " give it once")
+        targets[index, rest] = flag
 
 
 def _show(values: dict) -> str:

@@ -10,6 +10,7 @@ The table's axis columns are recorded in the parquet metadata (``axes``).
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import tempfile
 from pathlib import Path
@@ -76,6 +77,18 @@ def check_writable(path: Path, flag: str = "--out") -> None:
         raise UserError(f"{flag} {path}: {base} is not writable (choose another folder)")
 
 
+def row_problem(row: dict) -> str | None:
+    """What is wrong with a stored row (None if nothing): a key, a checkpoint, an accuracy in [0, 1]."""
+    acc = row.get("accuracy")
+    if not isinstance(row.get("key"), str) or not row["key"]:
+        return f"has key {row.get('key')!r}, not a cell key"
+    if not isinstance(row.get("checkpoint"), str):
+        return f"has checkpoint {row.get('checkpoint')!r}, not a name"
+    if isinstance(acc, bool) or not isinstance(acc, numbers.Real) or not 0 <= acc <= 1:  # NaN fails the range
+        return f"has accuracy {acc!r}, not a number in [0, 1]"
+    return None
+
+
 class ResultStore:
     """The ``results.parquet`` + ``cells/`` pair of one sweep folder."""
 
@@ -96,6 +109,11 @@ class ResultStore:
         if not REQUIRED <= set(frame.columns):
             raise UserError(f"{self.table} is not a noisesim results table (it lacks"
                             f" {', '.join(sorted(REQUIRED - set(frame.columns)))}); choose another --out")
+        for i, row in enumerate(frame[list(REQUIRED)].to_dict("records")):
+            problem = row_problem(row)
+            if problem:
+                raise UserError(f"{self.table}: row {i} {problem}; the table is damaged (move it away and rerun"
+                                " the sweep)")
         return frame
 
     def _cell_files(self) -> dict[Path, dict]:
@@ -109,6 +127,9 @@ class ResultStore:
                 row = None
             if not isinstance(row, dict) or row.get("key") != path.stem or not REQUIRED <= set(row):
                 raise UserError(f"{path} is not a cell file written by noisesim; move it out of {self.cells}")
+            problem = row_problem(row)
+            if problem:
+                raise UserError(f"{path}: {problem}; the cell file is damaged (delete it and rerun to redo the cell)")
             found[path] = row
         return found
 
@@ -186,5 +207,7 @@ def check_output_file(text: str | Path, flag: str = "--out") -> Path:
     path = Path(raw)
     if not raw.strip() or raw.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
         raise UserError(f"{flag} {raw!r} is a folder or empty; give a file path such as results/fig6")
-    check_writable(path.parent, flag)
+    if not path.parent.exists():
+        raise UserError(f"{flag} {raw}: the folder {path.parent} does not exist (create it, or choose another path)")
+    check_writable(path.parent if path.exists() else path, flag)
     return path
