@@ -182,18 +182,30 @@ class Profile:
         _check_weight(weight)
         _check_indices(chip, program, read, seed, layer)
         t = _check_time(t)
-        finite = [torch.isfinite(weight).all()]  # flags, checked together at the end (one device sync)
+        out = self._realize(weight, t, chip, program, read, seed, layer)
+        # fast check: a sum is finite only if every term is; on a non-finite sum the draws are replayed
+        # (same seeds, same numbers) with a check after every stage, to name what made the weight inf or NaN
+        total = out.weight.sum() + (out.runtime_read.var.sum() if out.runtime_read is not None else 0)
+        if not bool(torch.isfinite(total)):
+            flags: list = []
+            self._realize(weight, t, chip, program, read, seed, layer, flags)
+            self._raise_if_not_finite(flags, layer)
+        return out
+
+    def _realize(self, weight: torch.Tensor, t: float, chip: int, program: int, read: int, seed: int, layer: str,
+                 finite: list | None = None) -> Realization:
+        """``realize`` without checks; with ``finite``, a flag per stage: input, each component, mapped back."""
+        if finite is not None:
+            finite.append(torch.isfinite(weight).all())
         if self.noiseless or weight.numel() == 0:  # exact, not a conductance round trip
-            out = weight.detach().clone()
-            self._raise_if_not_finite(finite, layer)
-            return Realization(out)
+            return Realization(weight.detach().clone())
         if self.weight_space:  # the paper's protocol: w + σ·ε directly (same ε as through the mapping)
             out = weight.detach().clone()
             for i, comp in enumerate(self.components):
                 gen = generator(seed, comp.stage, chip, program, layer, i)
                 out.add_(torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device), alpha=comp.spec.sigma)
-                finite.append(torch.isfinite(out).all())
-            self._raise_if_not_finite(finite, layer)
+                if finite is not None:
+                    finite.append(torch.isfinite(out).all())
             return Realization(out)
         array = map_weight(weight, self.spec.mapping)
         for i, comp in enumerate(self.components):
@@ -203,24 +215,24 @@ class Profile:
                 comp.apply(array, gen, t, read_gen=generator(seed, "read", chip, program, read, layer, i))
             else:
                 comp.apply(array, gen, t)
-            flag = torch.isfinite(array.g_pos).all() & torch.isfinite(array.g_neg).all()
-            if array.runtime_read is not None:
-                flag = flag & torch.isfinite(array.runtime_read.var).all()
-            finite.append(flag & math.isfinite(array.alpha))
+            if finite is not None:
+                flag = torch.isfinite(array.g_pos).all() & torch.isfinite(array.g_neg).all()
+                if array.runtime_read is not None:
+                    flag = flag & torch.isfinite(array.runtime_read.var).all()
+                finite.append(flag & math.isfinite(array.alpha))
         out = array.weight().to(weight.dtype)
         if array.runtime_read is not None:
             array.runtime_read.var.mul_(array.alpha ** 2)
-            finite.append(torch.isfinite(out).all() & torch.isfinite(array.runtime_read.var).all())
-        else:
-            finite.append(torch.isfinite(out).all())
-        self._raise_if_not_finite(finite, layer)
+        if finite is not None:
+            rr = array.runtime_read
+            finite.append(torch.isfinite(out).all() & (torch.isfinite(rr.var).all() if rr is not None else True))
         return Realization(out, array.runtime_read)
 
     def _raise_if_not_finite(self, flags: list[torch.Tensor], layer: str) -> None:
         """flags: input weight, then one per component, then (optionally) the weight mapped back."""
         ok = torch.stack([torch.as_tensor(f, device=flags[0].device) for f in flags]).cpu().tolist()
         if all(ok):
-            return
+            return  # only the fast check's sum overflowed: every weight is finite
         bad = ok.index(False)
         where = f" in layer {layer}" if layer else ""
         if bad == 0:
