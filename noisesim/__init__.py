@@ -7,6 +7,8 @@ Top level, for notebooks: ``run_sweep`` (a sweep's table as a pandas DataFrame),
 
 from __future__ import annotations
 
+import os
+
 __version__ = "0.1.0"
 
 
@@ -28,5 +30,9 @@ def plot(frame, x: str | None = None, path: str = "accuracy", hue: str = "checkp
          chance: float | None = None):
     """Accuracy vs ``x`` ('sigma', 'time' or a --set path; default: what varies) → PATH.png and PATH.svg."""
     from noisesim.report import plot_axis, plot_grid
+    from noisesim.sweep.store import check_output_file
 
-    return plot_grid(frame, path, x=x or plot_axis(frame), hue=hue, col=col, chance=chance)
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a file path (str), not {type(path).__name__}")
+    stem = check_output_file(path, "path")
+    return plot_grid(frame, stem, x=x or plot_axis(frame), hue=hue, col=col, chance=chance)

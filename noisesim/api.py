@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepCon
     stored are skipped, and the summary, plot and sweep.json are written. Returns (result, written paths)."""
     config = make_config(ckpts, sigmas, config, **options)
     if config.out == "auto":
-        config = config.model_copy(update={"out": str(Path.cwd() / f"noisesim-sweep-{datetime.now():%Y%m%d-%H%M%S}")})
+        stamp = f"{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
+        config = config.model_copy(update={"out": str(Path.cwd() / f"noisesim-sweep-{stamp}")})
     result = run(config=config, progress=progress)
     if config.out is None:
         return result, None

@@ -462,7 +462,7 @@ def claim(folder: Path):
 
     locks = Path(tempfile.gettempdir()) / f"noisesim-locks-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
     locks.mkdir(exist_ok=True)
-    lock = FileLock(locks / (hashlib.sha256(str(Path(folder).absolute()).encode()).hexdigest()[:24] + ".lock"))
+    lock = FileLock(locks / (hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:24] + ".lock"))
     try:
         lock.acquire(timeout=0)
     except Timeout:

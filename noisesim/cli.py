@@ -236,7 +236,7 @@ def sweep(
     options = {**(load_sweep_config(config) if config is not None else {}),
                **{k: v for k, v in given.items() if v is not None}}
     if options.get("out") in (None, "auto"):
-        options["out"] = str(Path.cwd() / f"noisesim-sweep-{datetime.now():%Y%m%d-%H%M%S}")
+        options["out"] = str(Path.cwd() / f"noisesim-sweep-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}")
     cfg = SweepConfig.build(**options)
     for note in cfg.notices:
         typer.echo(f"note: {note}", err=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from noisesim.errors import UserError, one_line
@@ -10,6 +12,8 @@ from noisesim.errors import UserError, one_line
 def read_utf8(path: str | Path, what: str, max_bytes: int) -> str:
     """The text of ``path`` (a leading BOM dropped): at most ``max_bytes``, UTF-8 or refused with its line."""
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or a device would block or never end
+            raise UserError(f"{path}: cannot read {what}: it is not a regular file (give a file)")
         with Path(path).open("rb") as fh:
             raw = fh.read(max_bytes + 1)
     except OSError as exc:

@@ -40,9 +40,11 @@ def test_duplicate_keys_are_refused_with_line_and_key(text, line, key):
     assert message.startswith(f"f.yaml: not valid YAML at line {line}: duplicate key {key}"), message
 
 
-def test_merge_keys_may_override_without_being_duplicates():
-    value = loads_yaml("base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 3\n", "f")
-    assert value["d"] == {"x": 3, "y": 2}
+@pytest.mark.parametrize("text", ["base: &b {x: 1, y: 2}\nd:\n  <<: *b\n  x: 3\n", "<<: {seeds: 5}\nseeds: 1\n",
+                                  "<<: [{sigma: 0.3}, {sigma: 0.05}]\n"])
+def test_merge_keys_are_refused(text):
+    """A merge key can give a key twice without a word (the later or the local one wins)."""
+    assert "merge keys (<<) are not supported" in one_line_error(loads_yaml, text, "f")
 
 
 def test_alias_bomb_fails_fast():

@@ -344,3 +344,122 @@ def test_second_training_into_the_same_checkpoint_is_refused(tmp_path):
     with checkpoints.claim(target):  # released: free again
         pass
     assert not target.exists()
+
+
+def test_changed_data_file_is_evaluated_anew_in_one_process(tiny_ckpts, tiny_tsv, tmp_path):
+    data = tmp_path / "d.tsv"
+    data.write_text(Path(tiny_tsv).read_text())
+    first = run([tiny_ckpts["grasp-w"]], "0.1", seeds=1, data=str(data), progress=False).frame
+    lines = data.read_text().splitlines()
+    data.write_text("\n".join([lines[0]] + [line[:-1] + str(1 - int(line[-1])) for line in lines[1:]]) + "\n")
+    flipped = run([tiny_ckpts["grasp-w"]], "0.1", seeds=1, data=str(data), progress=False).frame
+    assert list(flipped["accuracy"]) == pytest.approx([1 - a for a in first["accuracy"]])
+
+
+def test_checkpoint_changed_during_a_sweep_is_refused(tiny_ckpts, tiny_tsv, tmp_path):
+    from noisesim.sweep.execute import evaluate_cells
+
+    copy = tmp_path / "ck"
+    shutil.copytree(tiny_ckpts["grasp-w"], copy)
+    config = SweepConfig.build(ckpt=[str(copy)], sigma="0.1", seeds=1, data=[tiny_tsv])
+    notes: list[str] = []
+    from noisesim.data import load_table
+
+    cells = build_cells(expand_checkpoints(config.ckpt, False, notes), build_settings(config, notes), config,
+                        {tiny_tsv: data_fingerprint(load_table(tiny_tsv))}, notes)
+    shutil.rmtree(copy)
+    shutil.copytree(tiny_ckpts["grasp"], copy)  # replaced between planning and evaluation
+    with pytest.raises(UserError, match="changed on disk while this sweep ran"):
+        list(evaluate_cells(cells, 128, 64, 0))
+
+
+def test_a_foreign_sweep_json_does_not_make_a_results_folder(tiny_ckpts, tiny_tsv, tmp_path):
+    wandb = tmp_path / "wandb"
+    wandb.mkdir()
+    (wandb / "sweep.json").write_text('{"method": "bayes"}')
+    (wandb / "summary.csv").write_text("my notes\n")
+    with pytest.raises(UserError, match="did not write"):
+        run([tiny_ckpts["grasp-w"]], "0.1", seeds=1, data=tiny_tsv, out=wandb, progress=False)
+    assert (wandb / "summary.csv").read_text() == "my notes\n"
+
+
+def test_report_refuses_a_folder_whose_inputs_changed_between_sweeps(tiny_ckpts, tiny_tsv, tmp_path):
+    from noisesim.report import markdown_report
+
+    out = tmp_path / "r"
+    run([tiny_ckpts["grasp-w"]], "0.1", seeds=1, data=tiny_tsv, out=out, progress=False)
+    run([tiny_ckpts["grasp-w"]], "0.1", seeds=1, data=tiny_tsv, out=out, max_length=8, progress=False)
+    with pytest.raises(UserError, match="repeat one setting and realization"):
+        markdown_report(load(out))
+    df = run([tiny_ckpts["grasp-w"]], "0.1", seeds=1, data=tiny_tsv, progress=False).frame
+    with pytest.raises(UserError, match="repeat one setting"):
+        summarize(pd.concat([df, df]))
+
+
+def test_reused_rows_take_this_sweeps_axis_values(tiny_ckpts, tiny_tsv, tmp_path):
+    out = tmp_path / "s"
+    run([tiny_ckpts["grasp-w"]], profiles=["rram"], seeds=1, data=tiny_tsv, out=out, progress=False)
+    res = run([tiny_ckpts["grasp-w"]], profiles=["rram"], sets=["programming.scale=0.5,1"], seeds=1, data=tiny_tsv,
+              out=out, progress=False)
+    assert res.meta["cells_reused"] == 2  # the clean cell and scale = 1 (the profile's default)
+    noisy = res.frame[~res.frame["clean"]]
+    assert sorted(noisy["programming.scale"]) == [0.5, 1]
+
+
+def test_report_keeps_names_and_footer(tiny_ckpts, tiny_tsv, tmp_path):
+    from noisesim.report import markdown_report
+
+    banana = tmp_path / "banana"
+    shutil.copytree(tiny_ckpts["grasp-w"], banana)
+    from noisesim.api import sweep
+
+    sweep([str(banana)], "0.1", seeds=2, data=tiny_tsv, out=tmp_path / "r", progress=False)
+    text = markdown_report(load(tmp_path / "r"))
+    assert "| banana |" in text and "{" not in text and "had 3)" in text
+
+
+def test_plot_options_that_cannot_take_effect(tiny_ckpts, tiny_tsv, tmp_path):
+    import noisesim
+    from noisesim.report import plot_grid
+
+    df = run([tiny_ckpts["grasp-w"]], "0.1,0.2", seeds=2, data=tiny_tsv, progress=False).frame
+    for kw, fragment in (({"x": "time"}, "does not vary"), ({"x": "accuracy"}, "not an axis"),
+                         ({"x": "sigma", "hue": "accuracy"}, "--hue 'accuracy'")):
+        with pytest.raises(UserError, match=fragment):
+            plot_grid(df, tmp_path / "p", **kw)
+    for path in ("", str(tmp_path), "/proc/x"):
+        with pytest.raises(UserError):
+            noisesim.plot(df, path=path)
+    with pytest.raises(TypeError, match="path"):
+        noisesim.plot(df, path=5)
+    assert not list(tmp_path.iterdir())
+    assert [p.name for p in noisesim.plot(df, path=str(tmp_path / "fig"))] == ["fig.png", "fig.svg"]
+
+
+def test_more_flags_that_cannot_take_effect():
+    with pytest.raises(UserError, match="give out= too"):
+        SweepConfig.build(ckpt="x", csv=True)
+    with pytest.raises(UserError, match="gives only σ = 0"):
+        SweepConfig.build(ckpt="x", sigma="0")
+    assert SweepConfig.build(ckpt="x", sigma="-0,0.1").sigma == [0.0, 0.1]
+
+
+def test_fifo_profile_does_not_hang(tmp_path):
+    from noisesim.devices import known_profiles, load_profile
+
+    folder = Path(os.environ["NOISESIM_HOME"]) / "devices"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "fifo.yaml")
+    os.mkfifo(tmp_path / "c.yaml")
+    assert "fifo" not in known_profiles()
+    with pytest.raises(UserError, match="not a regular file|not found"):
+        load_profile(str(tmp_path / "c.yaml"))
+
+
+def test_train_claim_sees_through_path_spellings(tmp_path):
+    (tmp_path / "lnk").symlink_to(tmp_path)
+    with checkpoints.claim(tmp_path / "tc"):
+        for other in (tmp_path / "lnk" / "tc", tmp_path / "sub" / ".." / "tc"):
+            with pytest.raises(UserError, match="another noisesim train"):
+                with checkpoints.claim(other):
+                    pass

@@ -77,14 +77,19 @@ def plot_grid(frame: pd.DataFrame, stem: Path, x: str, hue: str = "checkpoint", 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from noisesim.sweep import axis_columns, clean_rows
+    from noisesim.sweep import axis_columns, check_realizations, clean_rows
     from noisesim.sweep.store import atomic_write
 
+    check_realizations(frame)
     clean = clean_rows(frame)
-    for name in (x if x != "time" else "time_s", hue, col):
-        if name is not None and name not in frame:
-            known = ", ".join(axis_columns(frame))
-            raise UserError(f"column {name!r} is not in these results (axes here: {known})")
+    known = [c for c in axis_columns(frame)] + (["method"] if "method" in frame else [])
+    for flag, name in (("--x", x), ("--hue", hue), ("--col", col)):
+        if name is not None and name not in known:
+            raise UserError(f"{flag} {name!r} is not an axis of these results (axes here: {', '.join(known)})")
+    moving = varying(frame[~clean]) if (~clean).any() else []
+    if x != "profile" and x not in moving:
+        raise UserError(f"--x {x!r} does not vary in these results, so the plot would be empty (choose among:"
+                        f" {', '.join(moving) or 'profile'})")
     panels = [(None, frame)] if col is None else [
         (v, frame[(frame[col] == v) | clean] if col == "profile" else frame[frame[col] == v])
         for v in dict.fromkeys(frame.loc[~clean, col] if col == "profile" else frame[col])]
@@ -129,7 +134,8 @@ def draw(ax, frame: pd.DataFrame, x: str, chance: float | None, hue: str = "chec
         label = " · ".join(str(v) if "." not in k else f"{k}={v}"
                            for k, v in zip(keys, (name if isinstance(name, tuple) else (name,)), strict=True)
                            if not (isinstance(v, float) and pd.isna(v)))
-        stats = part.groupby(xcol, sort=not categorical)["accuracy"].agg(["mean", "std"]).fillna(0.0).reset_index()
+        # one realization has no spread: no error bar (NaN), rather than a bar of zero length
+        stats = part.groupby(xcol, sort=not categorical)["accuracy"].agg(["mean", "std"]).reset_index()
         if categorical:  # grouped bars, one group per category
             pos = [order.index(v) + (i - (len(lines) - 1) / 2) * width for v in stats[xcol]]
             ax.bar(pos, 100 * stats["mean"], width, yerr=100 * stats["std"], capsize=3, label=label)
@@ -172,12 +178,20 @@ def markdown_report(result) -> str:
         lines += ["", "## 95 % intervals and spread by level (accuracy points)", "",
                   "| " + " | ".join(detail.columns) + " |", "|" + "---|" * len(detail.columns)]
         for row in detail.itertuples(index=False):
-            cells = [f"{100 * v:.2f}" if isinstance(v, float) and name not in ("sigma",) and name != "count"
-                     and name not in axes else str(v) for name, v in zip(detail.columns, row, strict=True)]
-            lines.append("| " + " | ".join(c.replace("nan", "—") for c in cells) + " |")
+            cells = [_cell(name, v, axes) for name, v in zip(detail.columns, row, strict=True)]
+            lines.append("| " + " | ".join(cells) + " |")
     meta = result.meta
     if meta:
         lines += ["", f"noisesim {meta.get('noisesim_version')} (commit {meta.get('git_commit')}),"
                   f" torch {meta.get('torch')}; {len(result.frame)} cells in"
-                  " results.parquet (the last sweep into this folder had {meta.get('cells', '?')})."]
+                  f" results.parquet (the last sweep into this folder had {meta.get('cells', '?')})."]
     return "\n".join(lines)
+
+
+def _cell(name: str, value, axes: list[str]) -> str:
+    """A detail-table cell: statistics in accuracy points, an empty statistic as —, axis values as they are."""
+    if name in axes or name == "count":
+        return str(value)
+    if isinstance(value, float):
+        return "—" if pd.isna(value) else f"{100 * value:.2f}"
+    return str(value)

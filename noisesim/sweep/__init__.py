@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from noisesim import __version__
 from noisesim.data import load_table
+from noisesim.devices import format_time
 from noisesim.errors import UserError
 from noisesim.sweep.config import SweepConfig, load_sweep_config, parse_sets, parse_sigmas, parse_times
 from noisesim.sweep.execute import check_ray, evaluate_cells, git_commit, preflight, run_local, run_ray
@@ -137,7 +138,9 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
         bar.close()
         if store is not None:
             store.consolidate(order=[c.key for c in cells], axes=axes)
-    frame = pd.DataFrame([rows[c.key] for c in cells])
+    # a reused row keeps its numbers but takes this sweep's axis values: the same device may have been reached
+    # through other --set values before (programming.scale=1 is the profile's default)
+    frame = pd.DataFrame([{**rows[c.key], **axis_values(c)} for c in cells])
     if "clean" not in frame:  # rows stored by noisesim 0.1
         frame["clean"] = [c.clean for c in cells]
     frame = frame[[c for c in frame.columns if c in ROW_COLUMNS or c in axes]]
@@ -160,9 +163,16 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
     return SweepResult(frame, chance, meta)
 
 
+def axis_values(cell) -> dict:
+    """The axis columns of one cell's row."""
+    return {"data": cell.data, "checkpoint": cell.checkpoint, "profile": cell.profile_name,
+            "sigma": cell.values.get("gaussian.sigma", math.nan),
+            **{k: v for k, v in cell.values.items() if k != "gaussian.sigma"}, "time": format_time(cell.t)}
+
+
 ROW_COLUMNS = ["key", "checkpoint", "method", "profile", "sigma", "time", "time_s", "chip", "program", "read", "seed",
                "clean", "accuracy", "n", "data", "backbone", "seconds", "checkpoint_sha256", "profile_sha256",
-               "noisesim_version", "git_commit", "torch", "device"]
+               "backbone_sha256", "data_sha256", "noisesim_version", "git_commit", "torch", "device"]
 
 
 def load(folder: str | Path) -> SweepResult:
@@ -223,6 +233,27 @@ def clean_rows(frame: pd.DataFrame) -> pd.Series:
     return frame["profile"].eq("ideal") if "profile" in frame else pd.Series(False, index=frame.index)
 
 
+REALIZATION = ["seed", "chip", "program", "read"]
+
+
+def check_realizations(frame: pd.DataFrame) -> None:
+    """Refuse a table that cannot be summarised honestly: an accuracy that is not a number in [0, 1], or two
+    rows for one setting and one realization (from different inputs, e.g. a checkpoint or data set that changed
+    between two sweeps into one folder, or a table concatenated with itself) that would count as two."""
+    acc = pd.to_numeric(frame["accuracy"], errors="coerce")
+    if not acc.between(0, 1).all():
+        bad = frame["accuracy"][~acc.between(0, 1)].iloc[0]
+        raise UserError(f"the results hold accuracy {bad!r}, not a number in [0, 1]; rerun the sweep")
+    subset = [c for c in [*axis_columns(frame), *REALIZATION] if c in frame]
+    twice = frame.duplicated(subset=subset, keep=False)
+    if twice.any():
+        row = frame[twice].iloc[0]
+        shown = ", ".join(f"{c}={row[c]}" for c in subset)
+        raise UserError(f"the results hold {int(twice.sum())} rows that repeat one setting and realization ({shown}):"
+                        " they come from different inputs (checkpoint files, data, profile or evaluation settings"
+                        " changed between sweeps into one folder) or were joined twice; sweep into a fresh --out")
+
+
 def variance_components(part: pd.DataFrame) -> dict[str, float]:
     """Nested (chip ⊃ programming ⊃ read) method-of-moments estimate of each level's accuracy std.
 
@@ -232,6 +263,8 @@ def variance_components(part: pd.DataFrame) -> dict[str, float]:
     once, since chip and programming variation are then confounded).
     """
     acc = part["accuracy"]
+    if "seed" in part and part["seed"].nunique() > 1:  # chips of different base seeds are different chips
+        part = part.assign(chip=part["seed"].astype(str) + ":" + part["chip"].astype(str))
     n_reads = part.groupby(["chip", "program"]).size().min()
     n_prog = part.groupby("chip")["program"].nunique().min()
     read = part.groupby(["chip", "program"])["accuracy"].var().mean() if n_reads > 1 else math.nan
@@ -255,6 +288,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     spread splits into chip, programming and read parts."""
     from scipy.stats import t as student_t
 
+    check_realizations(frame)
     keys = axis_columns(frame)
     rows = []
     for values, part in frame.groupby(keys, sort=False, dropna=False):
@@ -298,5 +332,5 @@ def save(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:
 
 
 __all__ = ["AXES", "ProgrammedWeights", "ReadNoiseHook", "Setting", "SweepConfig", "SweepResult", "axis_columns",
-           "clean_rows", "load", "load_sweep_config", "make_config", "parse_sets", "parse_sigmas", "parse_times", "run",
-           "save", "summarize", "variance_components"]
+           "check_realizations", "clean_rows", "load", "load_sweep_config", "make_config", "parse_sets",
+           "parse_sigmas", "parse_times", "run", "save", "summarize", "variance_components"]

@@ -61,6 +61,10 @@ def parse_sigmas(value: Any) -> list[float]:
             raise UserError(f"σ value {item!r} must be a finite number in [0, {MAX_SIGMA:g}] (weight units;"
                             " give e.g. --sigma 0.01,0.02,0.05)")
         values.append(number)
+    values = [v + 0.0 for v in values]  # -0.0 is 0.0
+    if not any(values):
+        raise UserError(f"--sigma {value!r} gives only σ = 0, the clean reference, which every sweep has; give noise"
+                        " levels > 0 (e.g. --sigma 0.01,0.02,0.05)")
     _note_repeats(values, items, "--sigma")
     return sorted(set(values) | {0.0})
 
@@ -235,6 +239,8 @@ class SweepConfig(BaseModel):
             self.sigma = parse_sigmas(DEFAULT_SIGMAS)
         if self.sigma is not None and "gaussian.sigma" in self.set:
             raise ValueError("σ is given twice: by --sigma and by --set gaussian.sigma (use one of them)")
+        if self.csv and self.out is None:
+            raise ValueError("csv writes results.csv into the results folder: give out= too (or drop csv)")
         if self.ray_address is not None and self.backend != "ray":
             raise ValueError("--ray-address takes effect only with --backend ray (add it, or drop --ray-address)")
         if self.backend == "ray" and self.workers > 1:

@@ -25,7 +25,7 @@ from noisesim.errors import UserError
 from noisesim.evaluate import accuracy
 from noisesim.methods import adapters_of, remove
 from noisesim.models import load_backbone
-from noisesim.sweep.grid import Cell
+from noisesim.sweep.grid import Cell, backbone_fingerprint, data_fingerprint, folder_hash
 from noisesim.sweep.realize import ProgrammedWeights
 
 _BACKBONES: dict[tuple, object] = {}  # (backbone id, labels, pooling) → loaded backbone
@@ -50,17 +50,26 @@ def device_label() -> str:
     return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
 
 
-def _backbone(ckpt: checkpoints.Checkpoint, data: str, max_length: int, batch_size: int):
-    """The checkpoint's backbone (loaded once per process) and ``data`` tokenised for it (once per data set)."""
-    kind = (ckpt.meta["backbone"], ckpt.meta.get("num_labels", 2), ckpt.meta.get("pooling", "mean"))
+def _backbone(ckpt: checkpoints.Checkpoint, data: str, max_length: int, batch_size: int,
+              expect: dict | None = None):
+    """The checkpoint's backbone (loaded once per process) and ``data`` tokenised for it (once per data set),
+    both cached by content, not by name: a changed data file or backbone folder is loaded anew. With
+    ``expect`` (a cell's provenance), the contents must be the ones the cell's key was made from."""
+    name = ckpt.meta["backbone"]
+    model_id = backbone_fingerprint(name)
+    table = load_table(data)
+    data_id = data_fingerprint(table)
+    if expect is not None and (expect["backbone_sha256"], expect["data_sha256"]) != (model_id, data_id):
+        what = "backbone " + name if expect["backbone_sha256"] != model_id else "data set " + data
+        raise UserError(f"the {what} changed while this sweep ran; rerun it (finished cells are kept)")
+    kind = (name, model_id, ckpt.meta.get("num_labels", 2), ckpt.meta.get("pooling", "mean"))
     if kind not in _BACKBONES:
-        _BACKBONES[kind] = load_backbone(kind[0], num_labels=kind[1], pooling=kind[2])
+        _BACKBONES[kind] = load_backbone(kind[0], num_labels=kind[2], pooling=kind[3])
     backbone = _BACKBONES[kind]
-    tokens = (kind[0], data, max_length, batch_size)
+    tokens = (name, model_id, data_id, max_length, batch_size)
     if tokens not in _BATCHES:
         tok = backbone.tokenizer
-        _BATCHES[tokens] = EvalBatches.build(encode(load_table(data), tok, max_length, data), tok.pad_token_id,
-                                             batch_size)
+        _BATCHES[tokens] = EvalBatches.build(encode(table, tok, max_length, data), tok.pad_token_id, batch_size)
     return backbone, _BATCHES[tokens]
 
 
@@ -76,8 +85,12 @@ def preflight(loaded: list[checkpoints.Checkpoint], sources: list[str], max_leng
 def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: int) -> Iterator[dict]:
     """Evaluate cells in order, yielding one result row per cell as soon as it is done."""
     for (ckpt_path, data), group in itertools.groupby(cells, key=lambda c: (c.ckpt_path, c.data)):
+        group = list(group)
         ckpt = checkpoints.read(ckpt_path)
-        backbone, batches = _backbone(ckpt, data, max_length, batch_size)
+        if folder_hash(ckpt.path) != group[0].provenance["checkpoint_sha256"]:
+            raise UserError(f"checkpoint {ckpt_path} changed on disk while this sweep ran; rerun it (finished"
+                            " cells are kept)")
+        backbone, batches = _backbone(ckpt, data, max_length, batch_size, expect=group[0].provenance)
         n = sum(len(labels) for labels in batches.labels)
         model = checkpoints.build(ckpt, backbone)
         weights = ProgrammedWeights(adapters_of(model.model))

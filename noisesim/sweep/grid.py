@@ -291,7 +291,8 @@ def build_cells(loaded: list[checkpoints.Checkpoint], settings: list[Setting], c
                     identities.add(identity)
                     cells.append(Cell(len(cells), label, str(ckpt.path), profile.name, profile.data,
                                       setting.values, t, chip, program, read, key,
-                                      {"checkpoint_sha256": files, "profile_sha256": setting.spec_hash},
+                                      {"checkpoint_sha256": files, "profile_sha256": setting.spec_hash,
+                                       "backbone_sha256": backbone, "data_sha256": data_hash},
                                       source, profile.noiseless))
     if len({c.key for c in cells}) != len(cells):
         raise UserError("internal: two cells share a key; please report this sweep")

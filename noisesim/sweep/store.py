@@ -23,7 +23,7 @@ from noisesim.errors import UserError
 TABLE = "results.parquet"
 CELLS = "cells"
 LOCK = ".noisesim.lock"
-MARKERS = (TABLE, CELLS, "sweep.json", LOCK)  # a folder holding one of these is a noisesim results folder
+MARKERS = (TABLE, CELLS, LOCK)  # a folder holding one of these is a noisesim results folder
 REQUIRED = {"key", "checkpoint", "accuracy"}
 
 
@@ -59,11 +59,24 @@ def check_results_folder(folder: Path, flag: str = "--out") -> None:
             entries = [p.name for p in folder.iterdir()]
         except OSError as exc:
             raise UserError(f"{flag} {folder}: cannot read it ({exc.strerror}); choose another folder") from None
+        meta = folder / "sweep.json"
+        if meta.exists() and not (meta.is_file() and _written_by_noisesim(meta)):
+            raise UserError(f"{flag} {folder} holds a sweep.json noisesim did not write; choose a new or empty folder")
         if entries and not any(name in entries for name in MARKERS):
             shown = ", ".join(sorted(entries)[:3]) + (", …" if len(entries) > 3 else "")
             raise UserError(f"{flag} {folder} holds files noisesim did not write ({shown}); choose a new or empty"
-                            " folder (a results folder is never mixed with other files)")
+                            " folder (results are never mixed into a folder of other files)")
     check_writable(folder, flag)
+
+
+def _written_by_noisesim(path: Path) -> bool:
+    try:
+        if path.stat().st_size > 64 << 20:
+            return False
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and "noisesim_version" in meta and "cells" in meta
 
 
 def check_writable(path: Path, flag: str = "--out") -> None:
