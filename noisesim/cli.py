@@ -214,7 +214,7 @@ def sweep(
     seed: int | None = sweep_option("seed"),
     data: list[str] = sweep_option("data", "--data"),
     twin: bool | None = sweep_option("twin", "--twin/--no-twin"),
-    out: str | None = sweep_option("out", default_text="./noisesim-sweep-<time>"),
+    out: str | None = sweep_option("out", default_text="./noisesim-sweep-<time>-<pid>"),
     csv: bool | None = sweep_option("csv", "--csv/--no-csv"),
     workers: int | None = sweep_option("workers"),
     backend: str | None = sweep_option("backend"),

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from noisesim.data import load_table
@@ -169,3 +171,11 @@ def test_length_grouping_cuts_padding_and_is_seeded():
     assert sum(b.numel() for b in grouped) < 0.6 * plain  # lengths 3..59: random batches pad to ~57
     assert all(torch.equal(a, b) for a, b in zip(grouped, padded(50), strict=True))  # same seed, same batches
     assert not all(torch.equal(a, b) for a, b in zip(grouped, padded(50, seed=2), strict=True))
+
+
+def test_bundled_name_and_local_file_are_told_apart(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("sst2-dev").write_text("sentence\tlabel\nmine\t1\n")
+    with pytest.raises(UserError, match="both a bundled data set and a file"):
+        load_table("sst2-dev")
+    assert list(load_table("./sst2-dev")["sentence"]) == ["mine"]

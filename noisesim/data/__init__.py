@@ -80,6 +80,9 @@ def load_table(source: str | Path) -> datasets.Dataset:
     """
     if not str(source).strip():
         raise UserError(f"no data file named (an empty --data; {_HINT})")
+    if isinstance(source, str) and source in BUNDLED and Path(source).exists():
+        raise UserError(f"{source!r} is both a bundled data set and a file here: write ./{source} for the file,"
+                        " or rename it")
     path = bundled_path(source) if str(source) in BUNDLED else Path(source)
     text = _read_text(path)
     is_csv = path.suffix.lower() == ".csv"

@@ -225,7 +225,7 @@ class SweepConfig(BaseModel):
     @classmethod
     def _out(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
-            raise ValueError("an empty path (give a folder, or leave it out for ./noisesim-sweep-<time>)")
+            raise ValueError("an empty path (give a folder, or leave it out for ./noisesim-sweep-<time>-<pid>)")
         return value
 
     @model_validator(mode="after")
