@@ -9,30 +9,17 @@ import sys
 
 import pytest
 import torch
+from cli_helpers import assert_user_error, invoke
 from safetensors.torch import load_file, save_file
-from typer.testing import CliRunner
 
 from noisesim import checkpoints
-from noisesim.cli import app
 from noisesim.errors import UserError
 from noisesim.methods import MethodConfig, adapters_of, inject, trainable_state
 from noisesim.models import load_backbone
 
-runner = CliRunner()
 W, C = checkpoints.WEIGHTS, checkpoints.CONFIG
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def assert_user_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def snapshot(root):

@@ -8,15 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cli_helpers import invoke
 from pydantic import BaseModel
-from typer.testing import CliRunner
 
 from noisesim import devices
-from noisesim.cli import app
 from noisesim.devices import known_profiles, schema
 from noisesim.errors import UserError
-
-runner = CliRunner()
 
 GOOD = """
 name: mine
@@ -75,9 +72,6 @@ MALFORMED = [
     ("description: !!python/object/apply:os.system [echo]\n", ["is not supported"]),
 ]
 
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_shipped_profiles_list_show_validate():

@@ -9,18 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import assert_user_error, invoke
 
-from noisesim.cli import app
 from noisesim.sweep import load, run
 from noisesim.sweep.store import ResultStore
 
-runner = CliRunner()
 TIMING = ["seconds", "device"]  # how long a cell took and where: the only columns allowed to differ
 
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def numbers(frame: pd.DataFrame) -> pd.DataFrame:
@@ -102,13 +97,6 @@ def test_plot_report_and_config(tiny_ckpts, tiny_tsv, tmp_path):
     assert "| profile | drift.compensation | time |" in report.output.replace("checkpoint | ", "")
     assert (tmp_path / "r.md").read_text().strip() == report.output.strip()
 
-
-def assert_user_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_bad_store_config_workers_and_ray_address(tiny_ckpts, tiny_tsv, tmp_path):
