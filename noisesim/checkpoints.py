@@ -35,8 +35,9 @@ from safetensors.torch import load_file, save
 from noisesim import __version__
 from noisesim.errors import UserError
 from noisesim.methods import MethodConfig, inject, remove, trainable_state
-from noisesim.methods.config import one_line
+from noisesim.methods.config import describe_error
 from noisesim.models import Backbone, load_backbone, resolve_backbone
+from noisesim.textio import unwritable
 from noisesim.training import TrainConfig
 
 try:
@@ -196,7 +197,8 @@ def validate_meta(raw, where: str) -> dict:
     try:
         CheckpointMeta.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(one_line(exc, where, flags=False) + " (fix the file or re-train the checkpoint)") from None
+        problem = describe_error(exc, where, flags=False)
+        raise UserError(f"{problem} (fix the file or re-train the checkpoint)") from None
     return raw
 
 
@@ -406,12 +408,9 @@ def check_target(folder: str | Path) -> Path:
 
 def _probe(folder: Path) -> None:
     """Refuse now, not after training, a target that cannot be created: under a file, read-only, /proc."""
-    base = next(p for p in (folder.absolute().parent, *folder.absolute().parents) if p.exists())
-    if not base.is_dir():
-        raise _refuse(folder, f"{base} is a file, not a folder")
-    # access() alone lets root through everywhere; a folder without any write bit (/proc, /sys) is read-only
-    if not os.access(base, os.W_OK | os.X_OK) or not base.stat().st_mode & 0o222:
-        raise _refuse(folder, f"{base} is not writable")
+    problem = unwritable(folder.absolute().parent)
+    if problem:
+        raise _refuse(folder, problem)
 
 
 def out_folder(name_or_path: str) -> Path:

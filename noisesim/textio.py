@@ -1,4 +1,4 @@
-"""Reading a user's text file: bounded in size, strictly UTF-8, every problem a one-line ``UserError``."""
+"""A user's files: text read bounded in size and strictly UTF-8, and whether a path can be written."""
 
 from __future__ import annotations
 
@@ -26,3 +26,16 @@ def read_utf8(path: str | Path, what: str, max_bytes: int) -> str:
         line = raw[:exc.start].count(b"\n") + 1
         raise UserError(f"{path}: {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line});"
                         " save it as UTF-8") from None
+
+
+def unwritable(path: str | Path) -> str | None:
+    """Why ``path`` (existing or to be created) cannot be written, or None: the nearest existing folder above
+    it is a file, or is read-only. ``os.access`` lets root through everywhere, so a folder without any write
+    bit (/proc, /sys) counts as read-only too."""
+    path = Path(path).absolute()
+    base = next(p for p in (path, *path.parents) if p.exists())
+    if not base.is_dir():
+        return f"{base} is a file, not a folder"
+    if not os.access(base, os.W_OK | os.X_OK) or not base.stat().st_mode & 0o222:
+        return f"{base} is not writable"
+    return None

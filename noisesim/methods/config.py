@@ -13,7 +13,7 @@ FLAGS = {"lam": "--lambda", "train_data": "--data", "k": "--k", "scale": "--scal
          "shift": "--shift/--no-shift"}
 
 
-def one_line(exc: ValidationError, label: str, flags: bool = True) -> str:
+def describe_error(exc: ValidationError, label: str, flags: bool = True) -> str:
     """The first problem of a pydantic error as one line: where, what, and (``flags``) the flag that sets it."""
     err = exc.errors(include_url=False)[0]
     if err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), UserError):
@@ -43,13 +43,13 @@ class StrictConfig(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise UserError(one_line(exc, self.label)) from None
+            raise UserError(describe_error(exc, self.label)) from None
 
     def __setattr__(self, name, value):
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
-            raise UserError(one_line(exc, self.label)) from None
+            raise UserError(describe_error(exc, self.label)) from None
 
     def to_dict(self) -> dict:
         return self.model_dump()

@@ -19,6 +19,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from noisesim.errors import UserError
+from noisesim.textio import unwritable
 
 TABLE = "results.parquet"
 CELLS = "cells"
@@ -81,13 +82,9 @@ def _written_by_noisesim(path: Path) -> bool:
 
 def check_writable(path: Path, flag: str = "--out") -> None:
     """Refuse now, not after the work, a path that cannot be written: under a file, read-only, /proc."""
-    path = Path(path).absolute()
-    base = next(p for p in (path, *path.parents) if p.exists())
-    if not base.is_dir():
-        raise UserError(f"{flag} {path}: {base} is a file, not a folder (choose another path)")
-    # access() lets root through everywhere; a folder without any write bit (/proc, /sys) is read-only
-    if not os.access(base, os.W_OK | os.X_OK) or not base.stat().st_mode & 0o222:
-        raise UserError(f"{flag} {path}: {base} is not writable (choose another folder)")
+    problem = unwritable(path)
+    if problem:
+        raise UserError(f"{flag} {Path(path).absolute()}: {problem} (choose another path)")
 
 
 def row_problem(row: dict) -> str | None:
