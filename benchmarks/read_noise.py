@@ -28,9 +28,9 @@ import torch  # noqa: E402
 from noisesim import checkpoints  # noqa: E402
 from noisesim.data import EvalBatches, encode, load_table  # noqa: E402
 from noisesim.devices import Profile  # noqa: E402
+from noisesim.engine.program import ProgrammedWeights  # noqa: E402
 from noisesim.evaluate import accuracy  # noqa: E402
 from noisesim.methods import adapters_of  # noqa: E402
-from noisesim.sweep import ProgrammedWeights  # noqa: E402
 
 
 def read_profile(per: str, relative_to: str) -> Profile:

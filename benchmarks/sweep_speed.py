@@ -5,7 +5,7 @@
 Measures, on MiniLM + SST-2 dev (872 sentences), in one process:
 (a) a noisy Gaussian cell (σ = 0.02: draw + program all 36 layers, evaluate) against a clean pass;
 (b) the Fig. 6 grid (sst2-stoch and sst2-grasp × σ ∈ {0, 0.01, 0.02, 0.05} × 3 seeds = 20 cells) end to end
-    through ``noisesim.sweep.run`` with the backbone already loaded: wall time and cells per minute;
+    through ``noisesim.engine.run.run`` with the backbone already loaded: wall time and cells per minute;
 (c) peak resident memory of a noisy cell against a clean pass (Linux VmHWM, reset between the two);
 (d) with --aihwkit, the same noisy evaluation in aihwkit-lightning, as a ratio (see ``aihwkit_pass``);
 (e) the arithmetic floor: FLOPs of one pass (linear layers + attention, on the padded and on the real
@@ -28,10 +28,11 @@ import torch  # noqa: E402
 
 from noisesim import checkpoints  # noqa: E402
 from noisesim.devices import gaussian, load_profile  # noqa: E402
+from noisesim.engine.execute import _backbone  # noqa: E402
+from noisesim.engine.program import ProgrammedWeights
+from noisesim.engine.run import run  # noqa: E402
 from noisesim.evaluate import accuracy  # noqa: E402
 from noisesim.methods import adapters_of  # noqa: E402
-from noisesim.sweep import ProgrammedWeights, run  # noqa: E402
-from noisesim.sweep.execute import _backbone  # noqa: E402
 
 
 def peak_rss_reset() -> None:

@@ -1,7 +1,15 @@
-"""Python API behind the CLI: each function returns data; none prints."""
+"""The public Python API; the CLI is a thin layer over it. Every function returns data and prints nothing
+(progress bars aside).
+
+- ``train(out, method=..., steps=...)`` fine-tunes a backbone and writes a checkpoint;
+- ``sweep(config | **options)`` evaluates checkpoints under device noise (``SweepConfig`` lists the options);
+- ``load_results(folder)`` reads a written sweep back; ``summarize(frame)`` gives its statistics;
+- ``plot(results, ...)`` draws accuracy against σ, time or a profile parameter.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
 from datetime import datetime
 from pathlib import Path
@@ -9,25 +17,32 @@ from pathlib import Path
 import torch
 
 from noisesim import checkpoints
+from noisesim.configs import DEFAULT_BACKBONE, MethodConfig, TrainConfig
 from noisesim.data import load_table
+from noisesim.engine.config import SweepConfig, load_sweep_config
+from noisesim.engine.results import SweepResult, load_results, write_results
+from noisesim.engine.run import make_config, run
 from noisesim.errors import UserError
-from noisesim.methods import MethodConfig, inject
-from noisesim.models import DEFAULT_BACKBONE, load_backbone, resolve_backbone
-from noisesim.sweep import SweepConfig, SweepResult, load_sweep_config, make_config, run, save, summarize
-from noisesim.training import TrainConfig, TrainResult, sigma_values, train
+from noisesim.methods import inject
+from noisesim.models import load_backbone, resolve_backbone
+from noisesim.plots import plot_axis, plot_results
+from noisesim.stats import summarize
+from noisesim.textio import atomic_write
+from noisesim.training import TrainResult, sigma_values
+from noisesim.training import train as train_loop
 
 
-def train_checkpoint(out: str, method: MethodConfig, config: TrainConfig, model: str = DEFAULT_BACKBONE,
-                     twin: str | None = None, pooling: str = "mean",
-                     progress: bool = True) -> tuple[Path, TrainResult, dict]:
-    """Train a method on a backbone and write the best checkpoint; returns (folder, result, meta).
+def train(out: str, method: MethodConfig | str | None = None, config: TrainConfig | None = None, *,
+          model: str = DEFAULT_BACKBONE, twin: str | None = None, pooling: str = "mean", progress: bool = True,
+          **options) -> tuple[Path, TrainResult, dict]:
+    """Fine-tune a backbone with a method and write the best dev checkpoint to ``out`` (a name in the user
+    store or a folder); returns (folder, result, meta).
 
-    Everything that can be checked is checked before training: the target (``out`` must be new, empty
-    or a checkpoint, and not a shipped name), the twin (an existing checkpoint), the data."""
-    if not isinstance(method, MethodConfig):
-        raise TypeError(f"method must be a MethodConfig, got {type(method).__name__}")
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    Give the settings as configs (``MethodConfig``, ``TrainConfig``) or as options named like the CLI's
+    (``train("mine", method="stochgrasp", k=64, steps=2000)``; ``lam`` is ``--lambda``, ``train_data``
+    is ``--data``). Everything that can be checked is checked before training: the target (new, empty or a
+    checkpoint, not a shipped name), the twin (an existing checkpoint), the data."""
+    method, config = _configs(method, config, options)
     if pooling not in ("mean", "cls"):
         raise UserError(f"pooling={pooling!r} is not known (use mean or cls)")
     folder = checkpoints.out_folder(out)
@@ -45,11 +60,37 @@ def train_checkpoint(out: str, method: MethodConfig, config: TrainConfig, model:
         return _train_and_write(folder, method, config, model, twin, pooling, progress, num_labels)
 
 
+def _configs(method, config, options: dict) -> tuple[MethodConfig, TrainConfig]:
+    """The two configs from configs and/or CLI-named options (an option may not repeat a given config)."""
+    if isinstance(method, str):
+        options = {"method": method, **options}
+        method = None
+    if method is not None and not isinstance(method, MethodConfig):
+        raise TypeError(f"method must be a MethodConfig or a method name, got {type(method).__name__}")
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    renamed = {"lambda": "lam", "data": "train_data"}
+    options = {renamed.get(k, k): v for k, v in options.items()}
+    method_keys, train_keys = set(MethodConfig.model_fields), set(TrainConfig.model_fields)
+    for key in options:
+        if key not in method_keys | train_keys:
+            hint = difflib.get_close_matches(key, sorted(method_keys | train_keys), n=1)
+            raise UserError(f"unknown training option {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                            + f"; allowed: {', '.join(sorted(method_keys | train_keys))}")
+        if (key in method_keys and method is not None) or (key in train_keys and config is not None):
+            raise UserError(f"{key}= is given both as an option and inside a config (give it once)")
+    if method is None:
+        method = MethodConfig(**{k: v for k, v in options.items() if k in method_keys})
+    if config is None:
+        config = TrainConfig(**{k: v for k, v in options.items() if k in train_keys})
+    return method, config
+
+
 def _train_and_write(folder: Path, method: MethodConfig, config: TrainConfig, model: str, twin: str | None,
                      pooling: str, progress: bool, num_labels: int) -> tuple[Path, TrainResult, dict]:
     backbone = load_backbone(model, num_labels=num_labels, seed=config.seed, pooling=pooling)
     inject(backbone, method)
-    result = train(backbone, config, sigma_init=method.sigma_init, progress=progress)
+    result = train_loop(backbone, config, sigma_init=method.sigma_init, progress=progress)
     if result.best_step == 0:
         raise UserError("training stopped before its first selectable evaluation; nothing written"
                         " (let it run past --eval-every steps and the σ warm-up)")
@@ -87,19 +128,51 @@ def sigma_summary(sig: torch.Tensor) -> dict[str, float]:
 
 
 def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfig | None = None,
-          progress: bool = True, **options) -> tuple[SweepResult, dict[str, Path] | None]:
+          progress: bool = True, **options) -> SweepResult:
     """Run a sweep given as a ``SweepConfig`` or as its options (the CLI's names: ckpt, sigma, profile, time,
-    set, chips, seeds, reads, seed, data, twin, out, csv, workers, backend, ray_address, max_length,
-    batch_size). With ``out`` (a folder, or 'auto') every cell is stored there as it finishes, cells already
-    stored are skipped, and the summary, plot and sweep.json are written. Returns (result, written paths)."""
+    set, chips, programs (or seeds), reads, seed, data, twin, out, csv, workers, backend, ray_address,
+    max_length, batch_size). With ``out`` (a folder, or 'auto') every cell is stored there as it finishes,
+    cells already stored are skipped, and the summary, plot and sweep.json are written (``result.paths``)."""
     config = make_config(ckpts, sigmas, config, **options)
     if config.out == "auto":
         stamp = f"{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
         config = config.model_copy(update={"out": str(Path.cwd() / f"noisesim-sweep-{stamp}")})
     result = run(config=config, progress=progress)
-    if config.out is None:
-        return result, None
-    return result, save(result, Path(config.out), csv=config.csv)
+    if config.out is not None:
+        result.paths = write_outputs(result, Path(config.out), csv=config.csv)
+    return result
 
 
-__all__ = ["load_sweep_config", "summarize", "sweep", "train_checkpoint"]
+def write_outputs(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:
+    """A sweep's files in ``out``: results.parquet (and results.csv), summary.csv, the plot and sweep.json."""
+    written = write_results(result, out, csv=csv)
+    x = plot_axis(result.frame)
+    paths = {k: written[k] for k in ("results", "csv") if k in written}
+    paths["summary"] = out / "summary.csv"
+    atomic_write(paths["summary"], lambda p: summarize(result.frame).to_csv(p, index=False))
+    paths["plot"] = plot_results(result, out / f"accuracy_vs_{x}", x=x)[0]
+    paths["meta"] = written["meta"]
+    return paths
+
+
+def plot(results: SweepResult | str | os.PathLike, out: str | os.PathLike | None = None, *, x: str | None = None,
+         hue: str = "checkpoint", col: str | None = None, formats=("png",)) -> list[Path]:
+    """Plot a sweep (a ``SweepResult`` or a results folder): accuracy vs ``x`` ('sigma', 'time' or a --set
+    path; default: what varies). Writes OUT.png (and the other ``formats``); returns the paths."""
+    from noisesim.textio import check_output_file
+
+    if not isinstance(results, SweepResult):
+        if not isinstance(results, str | os.PathLike):
+            raise TypeError(f"results must be a SweepResult or a results folder, not {type(results).__name__}")
+        results = load_results(results)
+    x = x or plot_axis(results.frame)
+    if out is None:
+        raise UserError("give out= (a file stem such as results/fig6)")
+    if not isinstance(out, str | os.PathLike):
+        raise TypeError(f"out must be a file path (str), not {type(out).__name__}")
+    stem = check_output_file(out, "out")
+    return plot_results(results, stem, x=x, hue=hue, col=col, formats=formats)
+
+
+__all__ = ["MethodConfig", "SweepConfig", "SweepResult", "TrainConfig", "load_results", "load_sweep_config", "plot",
+           "summarize", "sweep", "train"]

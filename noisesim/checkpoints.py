@@ -2,7 +2,7 @@
 
 A checkpoint is a folder with exactly ``adapter.safetensors`` (adapter tensors, groupings, head) and
 ``config.json`` (method config, backbone id, training config, clean dev accuracy, version).
-Names resolve against the bundled store (``noisesim/store``) and the user store
+Names resolve against the bundled store (``noisesim/shipped``) and the user store
 (``$NOISESIM_HOME/checkpoints``, default ``~/.noisesim/checkpoints``); anything with a ``/`` (or a
 leading ``.``) is a path. Reading is strict: the config is validated by a schema and every tensor's
 name, shape, dtype and values are checked. Writing never replaces anything but a checkpoint, and is
@@ -33,12 +33,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from safetensors.torch import load_file, save
 
 from noisesim import __version__
+from noisesim.configs import MethodConfig, TrainConfig, describe_error
 from noisesim.errors import UserError
-from noisesim.methods import MethodConfig, inject, remove, trainable_state
-from noisesim.methods.config import describe_error
+from noisesim.methods import inject, remove, trainable_state
 from noisesim.models import Backbone, load_backbone, resolve_backbone
 from noisesim.textio import unwritable
-from noisesim.training import TrainConfig
 
 try:
     import fcntl
@@ -81,7 +80,7 @@ class CheckpointMeta(BaseModel):
 
 
 def bundled_store() -> Path:
-    return Path(str(resources.files("noisesim").joinpath("store")))
+    return Path(str(resources.files("noisesim").joinpath("shipped")))
 
 
 def user_store() -> Path:

@@ -17,10 +17,8 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # older typer: click itself
     from click import exceptions as click
 
+from noisesim.configs import DEFAULT_BACKBONE, MethodConfig, TrainConfig
 from noisesim.errors import UserError, one_line
-from noisesim.methods import MethodConfig, check_method
-from noisesim.models import DEFAULT_BACKBONE
-from noisesim.training import TrainConfig
 
 M, T = MethodConfig(), TrainConfig()  # the CLI's defaults are the API's defaults
 
@@ -167,9 +165,9 @@ def train(
     """Fine-tune a backbone with a method and save the best dev checkpoint."""
     import math
 
-    from noisesim.api import train_checkpoint
+    from noisesim.api import train as train_checkpoint
 
-    mcfg = MethodConfig(method=check_method(method), k=k, layers=layers, rows=rows, scale=scale, shift=shift,
+    mcfg = MethodConfig(method=method, k=k, layers=layers, rows=rows, scale=scale, shift=shift,
                         sigma_init=sigma_init, noise_path=noise_path, perm_seed=perm_seed)
     tcfg = TrainConfig(steps=steps, batch_size=batch_size, max_length=max_length, lr=lr, head_lr=head_lr,
                        sigma_lr=sigma_lr, lam=lam, sigma_target=sigma_target, sigma_reduction=sigma_reduction,
@@ -190,7 +188,7 @@ def train(
 
 def sweep_option(name: str, *decls: str, default_text: str | None = None):
     """A sweep option whose help text and default come from ``SweepConfig`` (None: not given here)."""
-    from noisesim.sweep.config import SweepConfig
+    from noisesim.engine.config import SweepConfig
 
     field = SweepConfig.model_fields[name]
     default = field.default_factory() if field.default_factory else field.default
@@ -226,8 +224,9 @@ def sweep(
 ):
     """Evaluate checkpoints under device noise: table, results store and plot."""
     from noisesim.api import sweep as run_sweep
+    from noisesim.engine.config import SweepConfig, load_sweep_config
     from noisesim.report import pivot_table
-    from noisesim.sweep import SweepConfig, load_sweep_config, summarize
+    from noisesim.stats import summarize
 
     given = {"ckpt": ckpt or None, "sigma": sigma, "profile": profile or None, "time": time, "set": set_ or None,
              "chips": chips, "seeds": seeds, "reads": reads, "seed": seed, "data": data or None, "twin": twin,
@@ -241,7 +240,8 @@ def sweep(
     for note in cfg.notices:
         typer.echo(f"note: {note}", err=True)
     try:
-        result, paths = run_sweep(config=cfg)
+        result = run_sweep(config=cfg)
+        paths = result.paths
     except KeyboardInterrupt:
         where = cfg.out
         typer.echo(f"interrupted: the finished cells are stored in {where}; run the same command with"
@@ -283,9 +283,9 @@ def plot(
     out: str | None = typer.Option(None, help="file stem (default: RESULTS/accuracy_vs_X); writes .png and .svg"),
 ):
     """Plot a stored sweep: accuracy vs σ or time (log axis), PNG and SVG."""
-    from noisesim.report import plot_axis, plot_grid
-    from noisesim.sweep import load
-    from noisesim.sweep.store import check_output_file
+    from noisesim.engine.results import load_results as load
+    from noisesim.plots import plot_axis, plot_grid
+    from noisesim.textio import check_output_file
 
     if out is not None:
         out = check_output_file(out)
@@ -301,9 +301,9 @@ def plot(
 def report(results: Path = typer.Argument(..., help="a sweep's output folder"),
            out: str | None = typer.Option(None, help="also write the Markdown to this file")):
     """A Markdown table of a stored sweep's summary (mean ± std, 95 % interval, spread by level)."""
+    from noisesim.engine.results import load_results as load
     from noisesim.report import markdown_report
-    from noisesim.sweep import load
-    from noisesim.sweep.store import atomic_write, check_output_file
+    from noisesim.textio import atomic_write, check_output_file
 
     path = check_output_file(out) if out is not None else None
     text = markdown_report(load(results))

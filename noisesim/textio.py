@@ -1,9 +1,11 @@
-"""A user's files: text read bounded in size and strictly UTF-8, and whether a path can be written."""
+"""A user's files: text read bounded in size and strictly UTF-8, whether a path can be written, and
+writing a file whole or not at all (a temporary file renamed into place)."""
 
 from __future__ import annotations
 
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from noisesim.errors import UserError, one_line
@@ -39,3 +41,45 @@ def unwritable(path: str | Path) -> str | None:
     if not os.access(base, os.W_OK | os.X_OK) or not base.stat().st_mode & 0o222:
         return f"{base} is not writable"
     return None
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it into place (with the
+    permissions a plain new file gets under the umask)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_writable(path: Path, flag: str = "--out") -> None:
+    """Refuse now, not after the work, a path that cannot be written: under a file, read-only, /proc."""
+    problem = unwritable(path)
+    if problem:
+        raise UserError(f"{flag} {Path(path).absolute()}: {problem} (choose another path)")
+
+
+def check_output_file(text: str | Path, flag: str = "--out") -> Path:
+    """A file path the user gave for a plot or report: not empty, not a folder, in a writable folder."""
+    raw = str(text)
+    path = Path(raw)
+    if not raw.strip() or raw.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
+        raise UserError(f"{flag} {raw!r} is a folder or empty; give a file path such as results/fig6")
+    if not path.parent.exists():
+        raise UserError(f"{flag} {raw}: the folder {path.parent} does not exist (create it, or choose another path)")
+    check_writable(path.parent if path.exists() else path, flag)
+    return path

@@ -45,9 +45,8 @@ def tiny_tsv(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_ckpts(tmp_path_factory, tiny_dirs, tiny_tsv):
     """Trained tiny checkpoints: name → folder, for grasp, grasp-w and stochgrasp (twin = grasp-w)."""
-    from noisesim.api import train_checkpoint
-    from noisesim.methods import MethodConfig
-    from noisesim.training import TrainConfig
+    from noisesim.api import train as train_checkpoint
+    from noisesim.configs import MethodConfig, TrainConfig
 
     root = tmp_path_factory.mktemp("ckpts")
     cfg = TrainConfig(steps=6, batch_size=8, max_length=16, eval_every=3, train_data=tiny_tsv,

@@ -13,8 +13,9 @@ from cli_helpers import assert_user_error, invoke
 from safetensors.torch import load_file, save_file
 
 from noisesim import checkpoints
+from noisesim.configs import MethodConfig
 from noisesim.errors import UserError
-from noisesim.methods import MethodConfig, adapters_of, inject, trainable_state
+from noisesim.methods import adapters_of, inject, trainable_state
 from noisesim.models import load_backbone
 
 W, C = checkpoints.WEIGHTS, checkpoints.CONFIG

@@ -248,8 +248,8 @@ def test_read_noise_per_evaluation_differs_across_reads():
 
 
 def hooked_linear(per: str, relative_to: str):
+    from noisesim.devices.runtime import ReadNoiseHook
     from noisesim.methods import AdapterLinear
-    from noisesim.sweep import ReadNoiseHook
 
     torch.manual_seed(0)
     lin = torch.nn.Linear(16, 8)
@@ -257,7 +257,7 @@ def hooked_linear(per: str, relative_to: str):
     out = prof.realize(lin.weight.detach(), layer="x")
     adapter = AdapterLinear(lin)
     lin.weight.data = out.weight.clone()
-    hook = ReadNoiseHook(adapter, lin.weight.data, out.runtime_read, generator(0, "read", "x"))
+    hook = ReadNoiseHook(adapter.base, lin.weight.data, out.runtime_read, generator(0, "read", "x"))
     return lin, out, hook
 
 

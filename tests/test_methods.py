@@ -1,9 +1,10 @@
 import pytest
 import torch
 
+from noisesim.configs import MethodConfig
 from noisesim.data import EvalBatches, collate
 from noisesim.errors import UserError
-from noisesim.methods import METHODS, MethodConfig, adapters_of, inject, remove
+from noisesim.methods import METHODS, adapters_of, inject, remove
 from noisesim.methods.grouping import group_index, group_sizes
 from noisesim.models import tiny_backbone
 

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from cli_helpers import assert_user_error, invoke
 
-from noisesim.sweep import load, run
-from noisesim.sweep.store import ResultStore
+from noisesim.engine.results import ResultsFolder
+from noisesim.engine.results import load_results as load
+from noisesim.engine.run import run
 
 TIMING = ["seconds", "device"]  # how long a cell took and where: the only columns allowed to differ
 
@@ -126,7 +127,7 @@ def test_bad_store_config_workers_and_ray_address(tiny_ckpts, tiny_tsv, tmp_path
 
 
 def test_store_ignores_duplicates_and_half_written_files_after_a_crash(tmp_path):
-    store = ResultStore(tmp_path)
+    store = ResultsFolder(tmp_path)
     store.add({"key": "a", "checkpoint": "c", "accuracy": 0.5})
     store.consolidate()
     store.add({"key": "a", "checkpoint": "c", "accuracy": 0.5})  # as if cleanup had not finished

@@ -5,11 +5,13 @@ import torch
 
 from noisesim import checkpoints
 from noisesim.data import EvalBatches, encode, load_table
+from noisesim.engine.config import parse_sigmas
+from noisesim.engine.program import ProgrammedWeights
+from noisesim.engine.run import run
 from noisesim.errors import UserError
 from noisesim.evaluate import accuracy, logits
 from noisesim.methods import adapters_of
 from noisesim.models import load_backbone
-from noisesim.sweep import ProgrammedWeights, parse_sigmas, run
 
 
 def test_parse_sigmas():
@@ -156,7 +158,7 @@ def test_runtime_read_noise_hooks_restored_bit_exactly(tiny_ckpts, tiny_tsv, nam
 
 
 def test_variance_components_recover_nested_spread():
-    from noisesim.sweep import variance_components
+    from noisesim.stats import variance_components
 
     gen = np.random.default_rng(0)
     chips, programs, reads = 300, 4, 4

@@ -13,11 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from noisesim import checkpoints
+from noisesim.engine.config import SweepConfig, parse_sets, parse_sigmas, parse_times
+from noisesim.engine.grid import build_cells, build_settings, data_fingerprint, expand_checkpoints
+from noisesim.engine.results import ResultsFolder
+from noisesim.engine.results import load_results as load
+from noisesim.engine.run import run
 from noisesim.errors import UserError
-from noisesim.sweep import SweepConfig, load, run, summarize
-from noisesim.sweep.config import parse_sets, parse_sigmas, parse_times
-from noisesim.sweep.grid import build_cells, build_settings, data_fingerprint, expand_checkpoints
-from noisesim.sweep.store import ResultStore
+from noisesim.stats import summarize
 
 
 def keys(ckpt_paths, data, **options):
@@ -147,7 +149,7 @@ def test_second_sweep_cells_survive_the_first_ones_consolidation(tmp_path):
     import threading
     import time
 
-    a, b = ResultStore(tmp_path), ResultStore(tmp_path)
+    a, b = ResultsFolder(tmp_path), ResultsFolder(tmp_path)
     a.add({"key": "a1", "checkpoint": "c", "accuracy": 0.5})
     original = a._cell_files
     started = threading.Event()
@@ -357,7 +359,7 @@ def test_changed_data_file_is_evaluated_anew_in_one_process(tiny_ckpts, tiny_tsv
 
 
 def test_checkpoint_changed_during_a_sweep_is_refused(tiny_ckpts, tiny_tsv, tmp_path):
-    from noisesim.sweep.execute import evaluate_cells
+    from noisesim.engine.execute import evaluate_cells
 
     copy = tmp_path / "ck"
     shutil.copytree(tiny_ckpts["grasp-w"], copy)
@@ -420,7 +422,7 @@ def test_report_keeps_names_and_footer(tiny_ckpts, tiny_tsv, tmp_path):
 
 def test_plot_options_that_cannot_take_effect(tiny_ckpts, tiny_tsv, tmp_path):
     import noisesim
-    from noisesim.report import plot_grid
+    from noisesim.plots import plot_grid
 
     df = run([tiny_ckpts["grasp-w"]], "0.1,0.2", seeds=2, data=tiny_tsv, progress=False).frame
     for kw, fragment in (({"x": "time"}, "does not vary"), ({"x": "accuracy"}, "not an axis"),

@@ -1,10 +1,11 @@
 import pytest
 import torch
 
+from noisesim.configs import MethodConfig, TrainConfig
 from noisesim.errors import UserError
-from noisesim.methods import MethodConfig, adapters_of, inject
+from noisesim.methods import adapters_of, inject
 from noisesim.models import tiny_backbone
-from noisesim.training import TrainConfig, lr_factor, sigma_penalty, sigma_target_at, sigma_values
+from noisesim.training import lr_factor, sigma_penalty, sigma_target_at, sigma_values
 
 
 def stoch(rows="per-row", k=4, sigma_init=0.003):
@@ -137,7 +138,7 @@ def test_train_cli_refuses_non_finite_and_out_of_range(args, fragment, tiny_dirs
 def test_divergence_stops_training_and_writes_nothing(tiny_dirs, tiny_tsv, monkeypatch):
     import noisesim.training as training
     from noisesim import checkpoints
-    from noisesim.api import train_checkpoint
+    from noisesim.api import train as train_checkpoint
 
     real, calls = training.F.cross_entropy, {"n": 0}
 
@@ -166,7 +167,7 @@ def test_non_finite_parameter_stops_training(tiny_dirs, tiny_tsv):
 
 
 def test_train_checkpoint_names_wrong_argument_types(tiny_tsv):
-    from noisesim.api import train_checkpoint
+    from noisesim.api import train as train_checkpoint
 
     with pytest.raises(TypeError, match="method must be a MethodConfig"):
         train_checkpoint("x", "grasp", TrainConfig())

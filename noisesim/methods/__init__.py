@@ -8,9 +8,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from noisesim.configs import MethodConfig
 from noisesim.errors import UserError
 from noisesim.methods.base import AdapterLinear
-from noisesim.methods.config import MethodConfig
 from noisesim.methods.grasp import GraspLinear
 from noisesim.methods.weight import GroupedWeightLinear
 from noisesim.models import Backbone

@@ -11,44 +11,22 @@ from __future__ import annotations
 
 import json
 import numbers
-import os
-import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 from filelock import FileLock, Timeout
 
+from noisesim.data import load_table
 from noisesim.errors import UserError
-from noisesim.textio import unwritable
+from noisesim.stats import axis_columns
+from noisesim.textio import atomic_write, check_writable
 
 TABLE = "results.parquet"
 CELLS = "cells"
 LOCK = ".noisesim.lock"
 MARKERS = (TABLE, CELLS, LOCK)  # a folder holding one of these is a noisesim results folder
 REQUIRED = {"key", "checkpoint", "accuracy"}
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-FILE_MODE = 0o666 & ~_umask()
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file next to ``path``, then rename it into place (with the
-    permissions a plain new file gets under the umask)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def check_results_folder(folder: Path, flag: str = "--out") -> None:
@@ -80,13 +58,6 @@ def _written_by_noisesim(path: Path) -> bool:
     return isinstance(meta, dict) and "noisesim_version" in meta and "cells" in meta
 
 
-def check_writable(path: Path, flag: str = "--out") -> None:
-    """Refuse now, not after the work, a path that cannot be written: under a file, read-only, /proc."""
-    problem = unwritable(path)
-    if problem:
-        raise UserError(f"{flag} {Path(path).absolute()}: {problem} (choose another path)")
-
-
 def row_problem(row: dict) -> str | None:
     """What is wrong with a stored row (None if nothing): a key, a checkpoint, an accuracy in [0, 1]."""
     acc = row.get("accuracy")
@@ -99,7 +70,7 @@ def row_problem(row: dict) -> str | None:
     return None
 
 
-class ResultStore:
+class ResultsFolder:
     """The ``results.parquet`` + ``cells/`` pair of one sweep folder."""
 
     def __init__(self, folder: str | Path):
@@ -211,13 +182,75 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else str(value)
 
 
-def check_output_file(text: str | Path, flag: str = "--out") -> Path:
-    """A file path the user gave for a plot or report: not empty, not a folder, in a writable folder."""
-    raw = str(text)
-    path = Path(raw)
-    if not raw.strip() or raw.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
-        raise UserError(f"{flag} {raw!r} is a folder or empty; give a file path such as results/fig6")
-    if not path.parent.exists():
-        raise UserError(f"{flag} {raw}: the folder {path.parent} does not exist (create it, or choose another path)")
-    check_writable(path.parent if path.exists() else path, flag)
-    return path
+@dataclass
+class SweepResult:
+    frame: pd.DataFrame
+    chance: float
+    meta: dict = field(default_factory=dict)
+    paths: dict[str, Path] = field(default_factory=dict)  # the files a sweep with ``out`` wrote
+
+    @property
+    def axes(self) -> list[str]:
+        return axis_columns(self.frame)
+
+
+def load_results(folder: str | Path) -> SweepResult:
+    """A written sweep (results.parquet or results.csv, plus sweep.json) back as a SweepResult."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"{folder} holds no results.parquet or results.csv (it is not a folder; give a folder"
+                        " written by noisesim sweep)")
+    meta = {}
+    if (folder / "sweep.json").is_file():
+        try:
+            meta = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise UserError(f"{folder / 'sweep.json'} is not readable JSON (move it away or rerun the sweep)") from None
+        if not isinstance(meta, dict):
+            raise UserError(f"{folder / 'sweep.json'} is not a noisesim sweep.json (rerun the sweep)")
+    if (folder / "results.parquet").is_file():
+        frame = ResultsFolder(folder).read_table()
+    elif (folder / "results.csv").is_file():
+        try:
+            frame = pd.read_csv(folder / "results.csv")
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise UserError(f"{folder / 'results.csv'} is not readable ({str(exc).splitlines()[0][:120]})") from None
+    else:
+        raise UserError(f"{folder} holds no results.parquet or results.csv (give a folder written by noisesim sweep)")
+    if not {"checkpoint", "accuracy"} <= set(frame.columns) or not len(frame):
+        raise UserError(f"{folder}: the results table lacks rows or checkpoint / accuracy columns (not a noisesim"
+                        " sweep)")
+    accuracy = pd.to_numeric(frame["accuracy"], errors="coerce")
+    bad = ~accuracy.between(0, 1)  # NaN is not between
+    if bad.any():
+        raise UserError(f"{folder}: row {int(bad.idxmax())} of the results table has accuracy"
+                        f" {frame['accuracy'][bad].iloc[0]!r}, not a number in [0, 1] (the table is damaged;"
+                        " rerun the sweep into a new --out)")
+    axes = meta.get("axes") or frame.attrs.get("axes")
+    if isinstance(axes, list) and all(isinstance(a, str) for a in axes):
+        frame.attrs = {"axes": [a for a in axes if a in frame.columns]}
+    chance = meta.get("chance")
+    if chance is None and "data" in frame:
+        labels = pd.Series(list(load_table(frame["data"].iloc[0])["label"]))
+        chance = float(labels.value_counts(normalize=True).max())
+    return SweepResult(frame, chance, meta)
+
+
+def write_results(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:
+    """Write a sweep's table and provenance into ``out`` (each through an atomic rename): results.parquet (all
+    cells of this sweep, unless the sweep already stored them there), results.csv when asked, sweep.json."""
+    out = Path(out)
+    check_results_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / TABLE).is_file():  # a sweep run without a store: write its table now
+        table = ResultsFolder(out)
+        for row in result.frame.to_dict("records"):
+            table.add(row)
+        table.consolidate(axes=result.axes)
+    paths = {"results": out / TABLE}
+    if csv:
+        paths["csv"] = out / "results.csv"
+        atomic_write(paths["csv"], lambda p: result.frame.to_csv(p, index=False))
+    paths["meta"] = out / "sweep.json"
+    atomic_write(paths["meta"], lambda p: p.write_text(json.dumps(result.meta, indent=2, default=str)))
+    return paths

@@ -18,9 +18,8 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from noisesim.configs import DEFAULT_BACKBONE
 from noisesim.errors import UserError
-
-DEFAULT_BACKBONE = "all-MiniLM-L6-v2"
 
 # Role of each linear sub-layer of an encoder block, per model family (module path suffixes).
 BERT_ROLES = {

@@ -4,41 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from noisesim.devices import Profile, RuntimeRead
+from noisesim.devices import Profile
+from noisesim.devices.runtime import ReadNoiseHook
 from noisesim.methods import AdapterLinear
 from noisesim.seeds import generator
-
-
-class ReadNoiseHook:
-    """Read noise redrawn at run time on one analog layer.
-
-    ``pass``: a fresh weight-space draw before every forward pass. ``mvm``: per token, the output-space
-    equivalent y_j += ε_j·sqrt(Σ_i x_i² σ_ij²), which for σ that is constant per output is σ_j·‖x‖.
-    """
-
-    def __init__(self, adapter: AdapterLinear, realized: torch.Tensor, read: RuntimeRead, gen: torch.Generator):
-        self.adapter, self.realized, self.read, self.gen = adapter, realized, read, gen
-        self.std = read.var.sqrt()
-        if read.per == "pass":
-            self.scratch = torch.empty_like(realized)
-            self.handle = adapter.base.register_forward_pre_hook(self._pass)
-        else:
-            self.var_t = None if read.per_output else read.var.t().contiguous()
-            self.handle = adapter.base.register_forward_hook(self._mvm)
-
-    def _pass(self, module, args):
-        noise = torch.randn(self.realized.shape, generator=self.gen, dtype=self.realized.dtype)
-        module.weight.data = torch.addcmul(self.realized, noise.to(self.realized.device), self.std, out=self.scratch)
-
-    def _mvm(self, module, args, out):
-        x = args[0]
-        eps = torch.randn(out.shape, generator=self.gen, dtype=out.dtype).to(out.device)
-        if self.var_t is None:  # σ_j·‖x‖: scale ε in place, no (tokens, out) temporary
-            return out.addcmul_(eps.mul_(self.std[:, 0]), x.square().sum(-1, keepdim=True).sqrt_())
-        return out.addcmul_(eps, (x.square() @ self.var_t).sqrt_())
-
-    def remove(self):
-        self.handle.remove()
 
 
 class ProgrammedWeights:
@@ -65,7 +34,7 @@ class ProgrammedWeights:
             adapter.programmed = True
             if out.runtime_read is not None:
                 gen = generator(seed, "read", chip, program, read, name, "runtime")
-                self.hooks.append(ReadNoiseHook(adapter, buf, out.runtime_read, gen))
+                self.hooks.append(ReadNoiseHook(adapter.base, buf, out.runtime_read, gen))
 
     def remove_hooks(self) -> None:
         for hook in self.hooks:

@@ -1,4 +1,4 @@
-"""Tables and plots of sweep results (pandas and matplotlib only)."""
+"""Plots of sweep results (matplotlib): accuracy against σ, time (log axis) or a profile parameter."""
 
 from __future__ import annotations
 
@@ -7,36 +7,13 @@ from pathlib import Path
 import pandas as pd
 
 from noisesim.errors import UserError
-
-
-def varying(frame: pd.DataFrame) -> list[str]:
-    """Axis columns other than checkpoint whose values differ between rows (σ, --set paths, time)."""
-    from noisesim.sweep import axis_columns
-
-    return [c for c in axis_columns(frame) if c != "checkpoint" and frame[c].nunique(dropna=False) > 1]
-
-
-def pivot_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The varying axes down, checkpoints across, cells 'mean ± std' in percent."""
-    text = [f"{100 * m:.1f}" if pd.isna(s) else f"{100 * m:.1f} ± {100 * s:.1f}"
-            for m, s in zip(summary["mean"], summary["std"], strict=True)]
-    index = [c for c in varying(summary) if c != "time"] + (["time"] if "time" in varying(summary) else [])
-    index = index or ["profile"]
-    keys = [c if c != "time" else "time_s" for c in index]
-    appearance = {c: {v: i for i, v in enumerate(dict.fromkeys(summary[c]))} for c in keys
-                  if not pd.api.types.is_numeric_dtype(summary[c])}
-    cell = summary.assign(text=text).sort_values(
-        keys, kind="stable", key=lambda col: col.map(appearance[col.name]) if col.name in appearance else col)
-    cell[index] = cell[index].astype(object).where(cell[index].notna(), "")
-    table = cell.pivot_table(index=index, columns="checkpoint", values="text", aggfunc="first", sort=False)
-    return table[list(dict.fromkeys(summary["checkpoint"]))]
+from noisesim.stats import axis_columns, check_realizations, clean_rows, varying
+from noisesim.textio import atomic_write
 
 
 def plot_axis(frame: pd.DataFrame) -> str:
     """What to put on the x axis: time if it varies, else σ, else the first varying --set path (the
     clean reference rows do not count)."""
-    from noisesim.sweep import clean_rows
-
     noisy = frame[~clean_rows(frame)]
     axes = varying(noisy if len(noisy) else frame)
     if "time" in axes:
@@ -58,8 +35,6 @@ def plot_accuracy(frame: pd.DataFrame, path: Path, chance: float | None = None, 
     fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
     draw(ax, frame, x, chance)
     source = frame["data"].iloc[0] if "data" in frame and len(frame) else ""
-    from noisesim.sweep import clean_rows
-
     noisy = frame[~clean_rows(frame)]
     profiles = ", ".join(dict.fromkeys(noisy["profile"])) if "profile" in frame else ""
     ax.set_title(f"Accuracy on {source} under device noise ({profiles})", fontsize=10)
@@ -69,16 +44,19 @@ def plot_accuracy(frame: pd.DataFrame, path: Path, chance: float | None = None, 
     return Path(path)
 
 
+def plot_results(result, stem: Path, x: str, hue: str = "checkpoint", col: str | None = None,
+                 formats=("png",)) -> list[Path]:
+    """A sweep's plot as STEM.FORMAT for each format (png, svg, pdf)."""
+    return plot_grid(result.frame, stem, x=x, hue=hue, col=col, chance=result.chance, formats=formats)
+
+
 def plot_grid(frame: pd.DataFrame, stem: Path, x: str, hue: str = "checkpoint", col: str | None = None,
-              chance: float | None = None) -> list[Path]:
+              chance: float | None = None, formats=("png", "svg")) -> list[Path]:
     """One panel per value of ``col`` (or one panel), lines per ``hue``; written as STEM.png and STEM.svg."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from noisesim.sweep import axis_columns, check_realizations, clean_rows
-    from noisesim.sweep.store import atomic_write
 
     check_realizations(frame)
     clean = clean_rows(frame)
@@ -98,7 +76,7 @@ def plot_grid(frame: pd.DataFrame, stem: Path, x: str, hue: str = "checkpoint", 
         draw(ax, part, x, chance, hue=hue)
         ax.set_title(f"{col} = {value}" if col else f"accuracy on {part['data'].iloc[0]}", fontsize=10)
     fig.tight_layout()
-    paths = [Path(f"{stem}.png"), Path(f"{stem}.svg")]
+    paths = [Path(f"{stem}.{fmt}") for fmt in formats]
     try:
         for path in paths:
             atomic_write(path, lambda p, fmt=path.suffix[1:]: fig.savefig(p, format=fmt))
@@ -112,8 +90,6 @@ def draw(ax, frame: pd.DataFrame, x: str, chance: float | None, hue: str = "chec
     bars for categories; the clean reference of a device sweep as dotted lines."""
     xcol = "time_s" if x == "time" else x
     data = frame
-    from noisesim.sweep import clean_rows
-
     reference = clean_rows(frame)
     if x != "profile" and reference.any() and (~reference).any():
         clean = frame[reference]
@@ -156,42 +132,3 @@ def draw(ax, frame: pd.DataFrame, x: str, chance: float | None, hue: str = "chec
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-
-
-def markdown_report(result) -> str:
-    """The summary of a sweep as Markdown: one row per setting, checkpoints across, then the spread."""
-    from noisesim.sweep import summarize
-
-    summary = summarize(result.frame)
-    axes = summary.attrs["axes"]
-    table = pivot_table(summary).reset_index()
-    lines = [f"# Sweep on {result.meta.get('data', result.frame['data'].iloc[0])}: accuracy (%), mean ± std",
-             "", "| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    if result.chance is not None:
-        lines += ["", f"Chance (majority class): {100 * result.chance:.1f} %."]
-    cols = ["checkpoint", *[c for c in varying(summary) if c != "time"],
-            *(["time"] if "time" in varying(summary) else []), "count", "mean", "ci95_low", "ci95_high",
-            "sd_chip", "sd_program", "sd_read"]
-    detail = summary[summary["count"] > 1][[c for c in dict.fromkeys(cols) if c in summary]]
-    if len(detail):
-        lines += ["", "## 95 % intervals and spread by level (accuracy points)", "",
-                  "| " + " | ".join(detail.columns) + " |", "|" + "---|" * len(detail.columns)]
-        for row in detail.itertuples(index=False):
-            cells = [_cell(name, v, axes) for name, v in zip(detail.columns, row, strict=True)]
-            lines.append("| " + " | ".join(cells) + " |")
-    meta = result.meta
-    if meta:
-        lines += ["", f"noisesim {meta.get('noisesim_version')} (commit {meta.get('git_commit')}),"
-                  f" torch {meta.get('torch')}; {len(result.frame)} cells in"
-                  f" results.parquet (the last sweep into this folder had {meta.get('cells', '?')})."]
-    return "\n".join(lines)
-
-
-def _cell(name: str, value, axes: list[str]) -> str:
-    """A detail-table cell: statistics in accuracy points, an empty statistic as —, axis values as they are."""
-    if name in axes or name == "count":
-        return str(value)
-    if isinstance(value, float):
-        return "—" if pd.isna(value) else f"{100 * value:.2f}"
-    return str(value)

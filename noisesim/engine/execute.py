@@ -21,12 +21,12 @@ import torch
 from noisesim import __version__, checkpoints
 from noisesim.data import EvalBatches, encode, load_table
 from noisesim.devices import Profile, format_time
+from noisesim.engine.grid import Cell, backbone_fingerprint, data_fingerprint, folder_hash
+from noisesim.engine.program import ProgrammedWeights
 from noisesim.errors import UserError
 from noisesim.evaluate import accuracy
 from noisesim.methods import adapters_of, remove
 from noisesim.models import load_backbone
-from noisesim.sweep.grid import Cell, backbone_fingerprint, data_fingerprint, folder_hash
-from noisesim.sweep.realize import ProgrammedWeights
 
 _BACKBONES: dict[tuple, object] = {}  # (backbone id, labels, pooling) → loaded backbone
 _BATCHES: dict[tuple, EvalBatches] = {}  # (backbone id, data, max_length, batch size) → tokenised batches

