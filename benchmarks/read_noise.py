@@ -71,29 +71,28 @@ def main() -> None:
     table = load_table("sst2-dev")
     batches = EvalBatches.build(encode(table, backbone.tokenizer, 128, "sst2-dev"), backbone.tokenizer.pad_token_id, 64)
     adapters = adapters_of(backbone.model)
-    weights = ProgrammedWeights(adapters)
     variants = {"clean": Profile({"name": "ideal", "noise": []}, "<benchmark>"),
                 "mvm, sigma per output": read_profile("mvm", "g_max"),
                 "mvm, sigma per weight": read_profile("mvm", "value"),
                 "pass": read_profile("pass", "g_max")}
     times: dict[str, list[float]] = {k: [] for k in variants}
     acc: dict[str, float] = {}
-    accuracy(backbone.model, batches)  # warm-up
-    for rep in range(args.repeats):
-        for name, prof in variants.items():
-            weights.realize(prof, read=rep)
-            start = time.perf_counter()
-            acc[name] = accuracy(backbone.model, batches)
-            times[name].append(time.perf_counter() - start)
-    weights.realize(variants["clean"])
     small = EvalBatches.build(encode(table, backbone.tokenizer, 128, "sst2-dev"), backbone.tokenizer.pad_token_id, 4)
     batch = small.batches[len(small.batches) // 2]  # 4 sentences of median length
-    start = time.perf_counter()
-    with torch.inference_mode():
-        backbone.model(**batch)
-    slice_clean = time.perf_counter() - start
-    explicit = explicit_per_token_seconds(backbone.model, adapters, weights, batch)
-    weights.restore()
+    accuracy(backbone.model, batches)  # warm-up
+    with ProgrammedWeights(adapters) as weights:
+        for rep in range(args.repeats):
+            for name, prof in variants.items():
+                weights.realize(prof, read=rep)
+                start = time.perf_counter()
+                acc[name] = accuracy(backbone.model, batches)
+                times[name].append(time.perf_counter() - start)
+        weights.realize(variants["clean"])
+        start = time.perf_counter()
+        with torch.inference_mode():
+            backbone.model(**batch)
+        slice_clean = time.perf_counter() - start
+        explicit = explicit_per_token_seconds(backbone.model, adapters, weights, batch)
 
     # the floor of any exact per-token read noise: one N(0, 1) draw per output per token, per pass
     pass_tokens = sum(int(b["input_ids"].numel()) for b in batches.batches)

@@ -78,7 +78,8 @@ def aihwkit_pass(sigma: float, repeats: int) -> dict:
     ckpt = checkpoints.read("sst2-stoch")
     backbone, batches = _backbone(ckpt, "sst2-dev", 128, 64)
     model = checkpoints.build(ckpt, backbone).model
-    ProgrammedWeights(adapters_of(model)).realize(load_profile("ideal"))  # W + μ in the linear layers
+    for adapter in adapters_of(model).values():  # W + μ in the linear layers, as the devices would hold it
+        adapter.program(adapter.programmed_weight())
     out = {}
     for label, noise in (("clean", 0.0), ("noisy", sigma)):
         config = TorchInferenceRPUConfig()
@@ -111,27 +112,25 @@ def main() -> None:
     ckpt = checkpoints.read("sst2-stoch")
     backbone, batches = _backbone(ckpt, "sst2-dev", 128, 64)
     model = checkpoints.build(ckpt, backbone)
-    weights = ProgrammedWeights(adapters_of(model.model))
     ideal, noisy = load_profile("ideal"), gaussian(0.02)
     accuracy(model.model, batches)  # warm-up
-
     clean_s, cell_s, draw_s, peaks = [], [], [], {"clean": [], "noisy": []}
-    for rep in range(args.repeats):
-        peak_rss_reset()
-        start = time.perf_counter()
-        weights.realize(ideal)
-        accuracy(model.model, batches)
-        clean_s.append(time.perf_counter() - start)
-        peaks["clean"].append(peak_rss_mb())
-        peak_rss_reset()
-        start = time.perf_counter()
-        weights.realize(noisy, program=rep)
-        drawn = time.perf_counter()
-        accuracy(model.model, batches)
-        cell_s.append(time.perf_counter() - start)
-        draw_s.append(drawn - start)
-        peaks["noisy"].append(peak_rss_mb())
-    weights.restore()
+    with ProgrammedWeights(adapters_of(model.model)) as weights:
+        for rep in range(args.repeats):
+            peak_rss_reset()
+            start = time.perf_counter()
+            weights.realize(ideal)
+            accuracy(model.model, batches)
+            clean_s.append(time.perf_counter() - start)
+            peaks["clean"].append(peak_rss_mb())
+            peak_rss_reset()
+            start = time.perf_counter()
+            weights.realize(noisy, program=rep)
+            drawn = time.perf_counter()
+            accuracy(model.model, batches)
+            cell_s.append(time.perf_counter() - start)
+            draw_s.append(drawn - start)
+            peaks["noisy"].append(peak_rss_mb())
     clean, cell = statistics.median(clean_s), statistics.median(cell_s)
 
     start = time.perf_counter()

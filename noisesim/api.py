@@ -25,7 +25,7 @@ from noisesim.engine.run import make_config, run
 from noisesim.errors import UserError
 from noisesim.methods import inject
 from noisesim.models import load_backbone, resolve_backbone
-from noisesim.plots import plot_axis, plot_results
+from noisesim.plots import check_formats, default_stem, plot_axis, plot_grid
 from noisesim.stats import summarize
 from noisesim.textio import atomic_write
 from noisesim.training import TrainResult, sigma_values
@@ -40,8 +40,9 @@ def train(out: str, method: MethodConfig | str | None = None, config: TrainConfi
 
     Give the settings as configs (``MethodConfig``, ``TrainConfig``) or as options named like the CLI's
     (``train("mine", method="stochgrasp", k=64, steps=2000)``; ``lam`` is ``--lambda``, ``train_data``
-    is ``--data``). Everything that can be checked is checked before training: the target (new, empty or a
-    checkpoint, not a shipped name), the twin (an existing checkpoint), the data."""
+    is ``--data``); an unknown option is a UserError with a did-you-mean. The defaults are the recipe of the
+    shipped ``sst2-stoch``. Everything that can be checked is checked before training: the target (new, empty or
+    a checkpoint, not a shipped name), the twin (an existing checkpoint), the data."""
     method, config = _configs(method, config, options)
     if pooling not in ("mean", "cls"):
         raise UserError(f"pooling={pooling!r} is not known (use mean or cls)")
@@ -144,13 +145,14 @@ def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepCon
 
 
 def write_outputs(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:
-    """A sweep's files in ``out``: results.parquet (and results.csv), summary.csv, the plot and sweep.json."""
+    """A sweep's files in ``out``: results.parquet (and results.csv), summary.csv, the plot accuracy_vs_<x>.png
+    (drawn as ``noisesim plot`` draws, against what ``plot_axis`` picks) and sweep.json."""
     written = write_results(result, out, csv=csv)
     x = plot_axis(result.frame)
     paths = {k: written[k] for k in ("results", "csv") if k in written}
     paths["summary"] = out / "summary.csv"
     atomic_write(paths["summary"], lambda p: summarize(result.frame).to_csv(p, index=False))
-    paths["plot"] = plot_results(result, out / f"accuracy_vs_{x}", x=x)[0]
+    paths["plot"] = plot_grid(result.frame, out / f"accuracy_vs_{x}", x=x, chance=result.chance)[0]
     paths["meta"] = written["meta"]
     return paths
 
@@ -158,20 +160,28 @@ def write_outputs(result: SweepResult, out: Path, csv: bool = False) -> dict[str
 def plot(results: SweepResult | str | os.PathLike, out: str | os.PathLike | None = None, *, x: str | None = None,
          hue: str = "checkpoint", col: str | None = None, formats=("png",)) -> list[Path]:
     """Plot a sweep (a ``SweepResult`` or a results folder): accuracy vs ``x`` ('sigma', 'time' or a --set
-    path; default: what varies). Writes OUT.png (and the other ``formats``); returns the paths."""
+    path; default: what varies), one colour per ``hue`` value, one panel per ``col`` value. Writes OUT.FORMAT
+    for each of ``formats`` (png, svg, pdf); without ``out``, RESULTS/plot_<x>[_by_<col>] in the results
+    folder (never the sweep's own accuracy_vs_<x>.png). Returns the paths."""
     from noisesim.textio import check_output_file
 
+    formats = check_formats(formats)
+    if out is not None and not isinstance(out, str | os.PathLike):
+        raise TypeError(f"out must be a file path (str), not {type(out).__name__}")
+    stem = check_output_file(out, "out") if out is not None else None
+    folder = Path(results.paths["results"]).parent if isinstance(results, SweepResult) and results.paths.get(
+        "results") else None
     if not isinstance(results, SweepResult):
         if not isinstance(results, str | os.PathLike):
             raise TypeError(f"results must be a SweepResult or a results folder, not {type(results).__name__}")
+        folder = Path(results)
         results = load_results(results)
     x = x or plot_axis(results.frame)
-    if out is None:
-        raise UserError("give out= (a file stem such as results/fig6)")
-    if not isinstance(out, str | os.PathLike):
-        raise TypeError(f"out must be a file path (str), not {type(out).__name__}")
-    stem = check_output_file(out, "out")
-    return plot_results(results, stem, x=x, hue=hue, col=col, formats=formats)
+    if stem is None:
+        if folder is None:
+            raise UserError("give out= (a file stem such as results/fig6): these results have no folder")
+        stem = check_output_file(default_stem(folder, x, col), "out")
+    return plot_grid(results.frame, stem, x=x, hue=hue, col=col, chance=results.chance, formats=formats)
 
 
 __all__ = ["MethodConfig", "SweepConfig", "SweepResult", "TrainConfig", "load_results", "load_sweep_config", "plot",

@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save
 from noisesim import __version__
 from noisesim.configs import MethodConfig, TrainConfig, describe_error
 from noisesim.errors import UserError
-from noisesim.methods import inject, remove, trainable_state
+from noisesim.methods import LAYERS, inject, remove, saved_names, trainable_state
 from noisesim.models import Backbone, load_backbone, resolve_backbone
 from noisesim.textio import unwritable
 
@@ -51,8 +51,10 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 # Temporary and backup folders of ``write``, beside the target: never listed, removed when stale.
 LEFTOVER_RE = re.compile(r"\.(?P<name>.+)\.noisesim-(?P<kind>tmp|old)-[0-9a-f]{8}")
 HEAD_KEYS = ("head.dense.weight", "head.dense.bias", "head.out.weight", "head.out.bias")
-METHOD_KEYS = {"grasp": ("group", "gamma", "beta"), "grasp-w": ("group", "mu"),
-               "stochgrasp": ("group", "mu", "sigma_raw")}
+# Per-layer tensor names of each method and the noise parameters (stored as float16), as the layer classes
+# declare them (``AdapterLinear.adapter_parameter_names`` etc.).
+METHOD_KEYS = {name: layer.saved_names() for name, layer in LAYERS.items()}
+NOISE_KEYS = frozenset(n for layer in LAYERS.values() for n in layer.noise_parameter_names)
 INT_DTYPES = (torch.int16, torch.int32, torch.int64)
 
 
@@ -220,12 +222,15 @@ def load_meta(folder: Path) -> dict:
     return validate_meta(raw, where)
 
 
+def _is_noise(key: str) -> bool:
+    """A stored adapter tensor that is a declared noise parameter (StochGRASP's σ)."""
+    return key.rpartition(".")[2] in NOISE_KEYS
+
+
 def check_tensors(tensors: dict[str, torch.Tensor], meta: dict, where: str) -> None:
     """Tensors against the config: known names for the method, dtypes, shapes, finite values, group ids in [0, K)."""
     method = MethodConfig.from_dict(meta["method"])
-    allowed = set(METHOD_KEYS[method.method])
-    if method.method == "grasp":
-        allowed -= {p for p, on in (("gamma", method.scale), ("beta", method.shift)) if not on}
+    allowed = set(saved_names(method))
     k, labels = method.k, meta["num_labels"]
 
     def bad(key: str, what: str) -> UserError:
@@ -250,13 +255,13 @@ def check_tensors(tensors: dict[str, torch.Tensor], meta: dict, where: str) -> N
             if low < 0 or high >= k:
                 raise bad(key, f"holds group id {low if low < 0 else high}, outside 0 .. K-1 = {k - 1}")
             continue
-        floats = (torch.float32, torch.float16) if key.endswith(".sigma_raw") else (torch.float32,)
+        floats = (torch.float32, torch.float16) if _is_noise(key) else (torch.float32,)
         if t.dtype not in floats:
             raise bad(key, f"has dtype {t.dtype}, expected {' or '.join(map(str, floats))}")
         if not torch.isfinite(t).all():
             raise bad(key, "holds NaN or infinite values")
         shape = {"gamma": (k,), "beta": (k,)}.get(key.rpartition(".")[2])
-        if key.endswith((".mu", ".sigma_raw")):
+        if key.endswith(".mu") or _is_noise(key):
             ok = t.ndim == 2 and t.shape[1] == k and (method.rows == "per-row" or t.shape[0] == 1)
             if not ok:
                 raise bad(key, f"has shape {tuple(t.shape)}, expected (rows, K={k}) with rows"
@@ -315,7 +320,7 @@ def build(ckpt: Checkpoint, backbone: Backbone | None = None) -> Backbone:
                 raise UserError(f"checkpoint {ckpt.path}: tensor {key} has shape {tuple(tensor.shape)}, the"
                                 f" model needs {tuple(want.shape)} (was it trained on another model or K?)")
             same_kind = (key.endswith(".group") and tensor.dtype in INT_DTYPES) or (
-                key.endswith(".sigma_raw") and tensor.dtype == torch.float16)
+                _is_noise(key) and tensor.dtype == torch.float16)
             if tensor.dtype != want.dtype and not same_kind:
                 raise UserError(f"checkpoint {ckpt.path}: tensor {key} has dtype {tensor.dtype}, the model needs"
                                 f" {want.dtype} (re-train or re-copy the checkpoint)")
@@ -331,7 +336,7 @@ def storage_form(key: str, tensor: torch.Tensor) -> torch.Tensor:
     deterministic or swept evaluation, and 3 significant digits describe a noise scale); the rest as is."""
     if key.endswith(".group") and tensor.numel() and int(tensor.max()) < 2**15:
         return tensor.to(torch.int16)
-    if key.endswith(".sigma_raw"):
+    if _is_noise(key):
         return tensor.to(torch.float16)
     return tensor
 

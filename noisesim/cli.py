@@ -8,6 +8,7 @@ import os
 import sys
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import typer
 from typer.core import TyperGroup
@@ -20,7 +21,13 @@ except ImportError:  # older typer: click itself
 from noisesim.configs import DEFAULT_BACKBONE, MethodConfig, TrainConfig
 from noisesim.errors import UserError, one_line
 
-M, T = MethodConfig(), TrainConfig()  # the CLI's defaults are the API's defaults
+
+def field_defaults(model) -> SimpleNamespace:
+    """A config class's defaults, read from its fields: building one would run validators that import torch."""
+    return SimpleNamespace(**{name: field.default for name, field in model.model_fields.items()})
+
+
+M, T = field_defaults(MethodConfig), field_defaults(TrainConfig)  # the CLI's defaults are the API's defaults
 
 
 def echo_error(message: object) -> None:
@@ -80,13 +87,29 @@ class OneLineGroup(TyperGroup):
 app = typer.Typer(cls=OneLineGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Accuracy of fine-tuned transformers under analog-device weight noise.")
 
+
+def print_version(value: bool) -> None:
+    """``--version``: print ``noisesim X.Y.Z`` and exit 0."""
+    if value:
+        from noisesim import __version__
+
+        typer.echo(f"noisesim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=print_version, is_eager=True,
+                                      help="print the version and exit")):
+    """Accuracy of fine-tuned transformers under analog-device weight noise."""
+
+
 # OSErrors that mean "this path cannot be used here" (the user's folder or file), not a bug in noisesim
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _PATH_ERRNOS = _NO_ROOM | {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR,
                            errno.EEXIST, errno.ENOTEMPTY, errno.ENAMETOOLONG, errno.ELOOP, errno.EBUSY,
                            errno.ETXTBSY, errno.EIO}
 _MEMORY_HINT = {"train": "a smaller --batch-size or --max-length, or a smaller --model",
-                "sweep": "fewer --seeds, --chips, --reads or settings, smaller --data, or fewer --workers"}
+                "sweep": "fewer --programs, --chips, --reads or settings, smaller --data, or fewer --workers"}
 
 
 def environment_error(exc: BaseException, command: str) -> str | None:
@@ -140,21 +163,22 @@ def train(
     shift: bool = typer.Option(M.shift, help="GRASP: learn β"),
     model: str = typer.Option(DEFAULT_BACKBONE, help="backbone: the bundled MiniLM, a folder or a cached HF id"),
     pooling: str = typer.Option("mean", help="head pooling: mean (masked token mean) | cls"),
-    steps: int = typer.Option(T.steps),
-    batch_size: int = typer.Option(T.batch_size),
-    max_length: int = typer.Option(T.max_length),
+    steps: int = typer.Option(T.steps, help="training steps (optimizer updates)"),
+    batch_size: int = typer.Option(T.batch_size, help="training batch size (sentences per step)"),
+    max_length: int = typer.Option(T.max_length, help="training sentences cut at this many tokens"),
     lr: float = typer.Option(T.lr, help="adapter learning rate"),
-    head_lr: float = typer.Option(T.head_lr),
+    head_lr: float = typer.Option(T.head_lr, help="classifier head learning rate"),
     sigma_lr: float = typer.Option(T.sigma_lr, help="StochGRASP σ learning rate"),
-    sigma_init: float = typer.Option(M.sigma_init),
-    sigma_target: float = typer.Option(T.sigma_target),
+    sigma_init: float = typer.Option(M.sigma_init, help="StochGRASP initial σ (weight units)"),
+    sigma_target: float = typer.Option(T.sigma_target, help="StochGRASP σ_target of the σ-target term (Eq. 6)"),
     lam: float = typer.Option(T.lam, "--lambda", help="λ of the σ-target term (Eq. 6)"),
     sigma_reduction: str = typer.Option(T.sigma_reduction, help="sum (Eq. 6 as written) | mean (per group parameter)"),
     target_warmup: float = typer.Option(T.target_warmup, help="fraction of steps over which σ_target ramps up"),
     noise_path: str = typer.Option(M.noise_path, help="StochGRASP noise: weight (per step) | local (per token)"),
     length_group: int = typer.Option(T.length_group, help="group training batches by length within windows of"
                                      " this many batches (1: plain shuffle)"),
-    eval_every: int = typer.Option(T.eval_every),
+    eval_every: int = typer.Option(T.eval_every, help="evaluate on the dev data every this many steps (the best"
+                                   " evaluation is kept)"),
     dropout: float = typer.Option(T.dropout, help="dropout probability while training (negative: keep the model's)"),
     seed: int = typer.Option(T.seed, help="training stream (head init, batches, dropout, training noise)"),
     perm_seed: int = typer.Option(M.perm_seed, help="grouping stream (the random permutations)"),
@@ -187,27 +211,30 @@ def train(
 
 
 def sweep_option(name: str, *decls: str, default_text: str | None = None):
-    """A sweep option whose help text and default come from ``SweepConfig`` (None: not given here)."""
+    """A sweep option whose help text and default come from ``SweepConfig``. Its value is None when not given
+    here (a --config file may set it), so the default is shown as text: ``default_text`` or the field's."""
     from noisesim.engine.config import SweepConfig
 
     field = SweepConfig.model_fields[name]
+    if field.is_required():
+        return typer.Option(None, *decls, help=f"{field.description}; required, here or in --config",
+                            show_default=False)
     default = field.default_factory() if field.default_factory else field.default
-    shown = default_text or (",".join(map(str, default)) if isinstance(default, list) else str(default).lower()
-                             if isinstance(default, bool) else str(default))
-    return typer.Option(None, *decls, help=f"{field.description} (default {shown})" if default is not None
-                        or default_text else field.description)
+    shown = default_text or (",".join(map(str, default)) or "none" if isinstance(default, list | dict) else
+                             str(default).lower() if isinstance(default, bool) else str(default))
+    return typer.Option(None, *decls, help=field.description, show_default=shown)
 
 
 @app.command()
 @user_errors
 def sweep(
-    ckpt: list[str] = sweep_option("ckpt", "--ckpt", default_text="none; required"),
+    ckpt: list[str] = sweep_option("ckpt", "--ckpt"),
     sigma: str | None = sweep_option("sigma", default_text="0.01,0.02,0.05 without --profile"),
-    profile: list[str] = sweep_option("profile", "--profile", default_text="none"),
+    profile: list[str] = sweep_option("profile", "--profile"),
     time: str | None = sweep_option("time", "--time", default_text="0s"),
-    set_: list[str] = sweep_option("set", "--set", default_text="none"),
+    set_: list[str] = sweep_option("set", "--set"),
     chips: int | None = sweep_option("chips"),
-    seeds: int | None = sweep_option("seeds"),
+    programs: int | None = sweep_option("programs", "--programs", "--seeds"),
     reads: int | None = sweep_option("reads"),
     seed: int | None = sweep_option("seed"),
     data: list[str] = sweep_option("data", "--data"),
@@ -229,7 +256,7 @@ def sweep(
     from noisesim.stats import summarize
 
     given = {"ckpt": ckpt or None, "sigma": sigma, "profile": profile or None, "time": time, "set": set_ or None,
-             "chips": chips, "seeds": seeds, "reads": reads, "seed": seed, "data": data or None, "twin": twin,
+             "chips": chips, "programs": programs, "reads": reads, "seed": seed, "data": data or None, "twin": twin,
              "out": out, "csv": csv, "workers": workers, "backend": backend, "ray_address": ray_address,
              "max_length": max_length, "batch_size": batch_size}
     options = {**(load_sweep_config(config) if config is not None else {}),
@@ -267,7 +294,7 @@ def sweep(
                 if parts[col].notna().any()) + " (mean over settings; summary.csv has each)")
             if chips > 1 and programs == 1:
                 typer.echo("  (one programming per chip: chip and programming variation are not separable;"
-                           " use --seeds 2 or more)")
+                           " use --programs 2 or more)")
     typer.echo(f"chance (majority class): {100 * result.chance:.1f} %")
     for path in paths.values():
         typer.echo(f"wrote {path}")
@@ -280,19 +307,23 @@ def plot(
     x: str | None = typer.Option(None, help="sigma | time | a --set path (default: what varies)"),
     hue: str = typer.Option("checkpoint", help="one line per value of this column"),
     col: str | None = typer.Option(None, help="one panel per value of this column (e.g. profile)"),
-    out: str | None = typer.Option(None, help="file stem (default: RESULTS/accuracy_vs_X); writes .png and .svg"),
+    out: str | None = typer.Option(None, help="file stem (default: RESULTS/plot_X, or RESULTS/plot_X_by_COL)"),
+    format_: str = typer.Option("png", "--format", help="png, svg and/or pdf, comma-separated (e.g. png,pdf)"),
 ):
-    """Plot a stored sweep: accuracy vs σ or time (log axis), PNG and SVG."""
+    """Plot a stored sweep: accuracy vs σ, time (log axis) or a --set path, ±1 SD error bars."""
     from noisesim.engine.results import load_results as load
-    from noisesim.plots import plot_axis, plot_grid
+    from noisesim.plots import check_formats, default_stem, layout, plot_axis, plot_grid
     from noisesim.textio import check_output_file
 
-    if out is not None:
-        out = check_output_file(out)
+    formats = check_formats(format_)
+    stem = check_output_file(out) if out is not None else None
     result = load(results)
     x = x or plot_axis(result.frame)
-    stem = out or Path(results) / f"accuracy_vs_{x}"
-    for path in plot_grid(result.frame, stem, x=x, hue=hue, col=col, chance=result.chance):
+    stem = stem or check_output_file(default_stem(results, x, col), "RESULTS")
+    paths = plot_grid(result.frame, stem, x=x, hue=hue, col=col, chance=result.chance, formats=formats)
+    for note in layout(result.frame, x, hue, col)[1]:
+        typer.echo(f"note: {note}", err=True)
+    for path in paths:
         typer.echo(f"wrote {path}")
 
 

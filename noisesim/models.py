@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from noisesim.configs import DEFAULT_BACKBONE
+from noisesim.configs import DEFAULT_BACKBONE, parse_layers
 from noisesim.errors import UserError
 
 # Role of each linear sub-layer of an encoder block, per model family (module path suffixes).
@@ -43,11 +43,6 @@ FAMILY_ROLES: dict[str, dict[str, str]] = {
         "ff1": "ffn.lin1",
         "ff2": "ffn.lin2",
     },
-}
-LAYER_PRESETS = {
-    "all": ("q", "k", "v", "o", "ff1", "ff2"),
-    "kvf2": ("k", "v", "ff2"),
-    "ff2": ("ff2",),
 }
 HEAD_PREFIXES = ("head.",)
 
@@ -115,22 +110,6 @@ class Backbone:
 
     def head_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.model.named_parameters() if n.startswith(HEAD_PREFIXES)}
-
-
-def parse_layers(layers: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """A preset name (all, kvf2, ff2) or comma-separated roles (q,k,v,o,ff1,ff2) → roles."""
-    if isinstance(layers, str):
-        if layers in LAYER_PRESETS:
-            return LAYER_PRESETS[layers]
-        layers = tuple(x.strip() for x in layers.split(",") if x.strip())
-    roles = tuple(layers)
-    bad = [r for r in roles if r not in LAYER_PRESETS["all"]]
-    if bad or not roles:
-        raise UserError(
-            f"unknown layer selection {','.join(bad) or '(empty)'}: use a preset"
-            f" ({', '.join(LAYER_PRESETS)}) or roles from {','.join(LAYER_PRESETS['all'])}"
-        )
-    return roles
 
 
 def family_of(config) -> str:

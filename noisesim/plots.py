@@ -1,14 +1,30 @@
-"""Plots of sweep results (matplotlib): accuracy against σ, time (log axis) or a profile parameter."""
+"""Plots of sweep results (matplotlib): accuracy against σ, time (log axis) or a profile parameter.
+
+One drawing style for the sweep's own plot and ``noisesim plot``: one colour per hue value (checkpoint), one line
+style (bars: hatch) per other varying setting, lines offset on x so error bars do not overlap (ticks stay at the
+true values), a checkpoint's clean reference dotted in its colour, and a caption saying what the error bars are.
+"""
 
 from __future__ import annotations
 
+import re
+import textwrap
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from noisesim.errors import UserError
 from noisesim.stats import axis_columns, check_realizations, clean_rows, varying
 from noisesim.textio import atomic_write
+
+FORMATS = ("png", "svg", "pdf")
+PANEL_SIZE = (6.4, 4.2)  # inches per panel, before the legend column and the caption
+PNG_DPI = 150
+LINESTYLES = ["-", "--", "-.", (0, (5, 1.5, 1, 1.5, 1, 1.5)), (0, (8, 2)), (0, (3, 1, 3, 3))]  # ":" is the clean line
+MARKERS = ["o", "s", "^", "D", "v", "P", "X"]  # 7 against 6 line styles: 42 distinct pairs
+HATCHES = ["", "//", "..", "xx", "\\\\", "++", "--", "||", "oo", "**"]
+LABELS = {"sigma": "injected weight noise σ", "time": "time since programming (log scale)"}
 
 
 def plot_axis(frame: pd.DataFrame) -> str:
@@ -23,44 +39,73 @@ def plot_axis(frame: pd.DataFrame) -> str:
     return next((c for c in axes if c not in ("data", "profile")), "profile")
 
 
-def plot_accuracy(frame: pd.DataFrame, path: Path, chance: float | None = None, x: str = "sigma",
-                  fmt: str | None = None) -> Path:
-    """Accuracy vs σ (paper Fig. 6), vs time (log axis) or vs a profile parameter: mean ± std over
-    realizations, one line per checkpoint × other varying setting; clean accuracy as dotted lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=120)
-    draw(ax, frame, x, chance)
-    source = frame["data"].iloc[0] if "data" in frame and len(frame) else ""
-    noisy = frame[~clean_rows(frame)]
-    profiles = ", ".join(dict.fromkeys(noisy["profile"])) if "profile" in frame else ""
-    ax.set_title(f"Accuracy on {source} under device noise ({profiles})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, format=fmt)
-    plt.close(fig)
-    return Path(path)
+def check_formats(formats) -> tuple[str, ...]:
+    """The output formats as a tuple (from 'png,svg' or a list); an unknown or missing one is a UserError."""
+    if not isinstance(formats, str | list | tuple):
+        raise TypeError(f"formats must be a list of format names or 'png,svg', not {type(formats).__name__}")
+    items = formats.split(",") if isinstance(formats, str) else list(formats)
+    names = [str(f).strip().lower().lstrip(".") for f in items]
+    for name in names:
+        if name not in FORMATS:
+            raise UserError(f"--format {name!r} is not a plot format (allowed: {', '.join(FORMATS)})")
+    if not names:
+        raise UserError(f"--format gives no format (allowed: {', '.join(FORMATS)})")
+    return tuple(dict.fromkeys(names))
 
 
-def plot_results(result, stem: Path, x: str, hue: str = "checkpoint", col: str | None = None,
-                 formats=("png",)) -> list[Path]:
-    """A sweep's plot as STEM.FORMAT for each format (png, svg, pdf)."""
-    return plot_grid(result.frame, stem, x=x, hue=hue, col=col, chance=result.chance, formats=formats)
+def default_stem(folder: str | Path, x: str, col: str | None = None) -> Path:
+    """FOLDER/plot_X[_by_COL]: the file stem of ``noisesim plot`` (never the sweep's own accuracy_vs_X)."""
+    name = f"plot_{x}" + (f"_by_{col}" if col else "")
+    return Path(folder) / re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def plot_grid(frame: pd.DataFrame, stem: Path, x: str, hue: str = "checkpoint", col: str | None = None,
-              chance: float | None = None, formats=("png", "svg")) -> list[Path]:
-    """One panel per value of ``col`` (or one panel), lines per ``hue``; written as STEM.png and STEM.svg."""
-    import matplotlib
+def plot_grid(frame: pd.DataFrame, stem: str | Path, x: str, hue: str = "checkpoint", col: str | None = None,
+              chance: float | None = None, formats=("png",)) -> list[Path]:
+    """Accuracy against ``x`` (see ``figure``) written as STEM.FORMAT for each format (PNG at 150 dpi; SVG and
+    PDF as vector graphics). Refuses (UserError) a plot that would be empty, before writing anything."""
+    formats = check_formats(formats)
+    fig = figure(frame, x, hue, col, chance)
+    paths = [Path(f"{stem}.{fmt}") for fmt in formats]
+    for path in paths:
+        atomic_write(path, lambda p, fmt=path.suffix[1:]: fig.savefig(p, format=fmt, dpi=PNG_DPI))
+    return paths
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def figure(frame: pd.DataFrame, x: str, hue: str = "checkpoint", col: str | None = None,
+           chance: float | None = None):
+    """The matplotlib Figure: one panel per value of ``col`` (or one panel), one colour per ``hue`` value, a
+    legend on the right and a caption below saying what the error bars are and what is not shown."""
+    from matplotlib.figure import Figure
+
+    panels, notes = layout(frame, x, hue, col)
+    look = Look(pd.concat([data for _, data, _ in panels]), x, hue, col)
+    width = PANEL_SIZE[0] + (PANEL_SIZE[0] - 1.6) * (len(panels) - 1)
+    fig = Figure(figsize=(width, PANEL_SIZE[1]), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+    for ax, (value, data, reference) in zip(axes, panels, strict=True):
+        look.draw(ax, data, reference, chance)
+        if col is not None:
+            ax.set_title(f"{col} = {_text(value)}", fontsize=9)
+    for ax in axes[1:]:
+        ax.set_ylabel("")
+    fig.suptitle(_title(frame), fontsize=10)
+    references = pd.concat([r for _, _, r in panels]).drop_duplicates()
+    axes[-1].legend(handles=look.handles(chance, len(references) > 0), loc="upper left", bbox_to_anchor=(1.02, 1),
+                    borderaxespad=0, fontsize=8, frameon=False)
+    text = caption(pd.concat([data for _, data, _ in panels]), references, notes)
+    lines = textwrap.wrap(text, width=int(width * 17.5))
+    band = 0.035 * len(lines) + 0.01  # room for the caption below the axes
+    fig.get_layout_engine().set(rect=(0, band, 1, 1 - band))
+    fig.text(0.01, 0.01, "\n".join(lines), fontsize=7.5, ha="left", va="bottom", color="0.25")
+    return fig
+
+
+def layout(frame: pd.DataFrame, x: str, hue: str = "checkpoint", col: str | None = None):
+    """The panels to draw as (value, points, clean reference rows), and notes on what is not shown; a UserError
+    when ``x``, ``hue`` or ``col`` is not an axis, ``x`` does not vary, or no panel has a point to draw."""
     check_realizations(frame)
     clean = clean_rows(frame)
-    known = [c for c in axis_columns(frame)] + (["method"] if "method" in frame else [])
+    known = list(axis_columns(frame)) + (["method"] if "method" in frame else [])
     for flag, name in (("--x", x), ("--hue", hue), ("--col", col)):
         if name is not None and name not in known:
             raise UserError(f"{flag} {name!r} is not an axis of these results (axes here: {', '.join(known)})")
@@ -68,67 +113,217 @@ def plot_grid(frame: pd.DataFrame, stem: Path, x: str, hue: str = "checkpoint", 
     if x != "profile" and x not in moving:
         raise UserError(f"--x {x!r} does not vary in these results, so the plot would be empty (choose among:"
                         f" {', '.join(moving) or 'profile'})")
-    panels = [(None, frame)] if col is None else [
-        (v, frame[(frame[col] == v) | clean] if col == "profile" else frame[frame[col] == v])
-        for v in dict.fromkeys(frame.loc[~clean, col] if col == "profile" else frame[col])]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.0 * len(panels), 4.2), dpi=120, squeeze=False)
-    for ax, (value, part) in zip(axes[0], panels, strict=True):
-        draw(ax, part, x, chance, hue=hue)
-        ax.set_title(f"{col} = {value}" if col else f"accuracy on {part['data'].iloc[0]}", fontsize=10)
-    fig.tight_layout()
-    paths = [Path(f"{stem}.{fmt}") for fmt in formats]
-    try:
-        for path in paths:
-            atomic_write(path, lambda p, fmt=path.suffix[1:]: fig.savefig(p, format=fmt))
-    finally:
-        plt.close(fig)
-    return paths
-
-
-def draw(ax, frame: pd.DataFrame, x: str, chance: float | None, hue: str = "checkpoint") -> None:
-    """Mean ± std of accuracy against ``x`` on one axes: lines for numbers (log axis for time), grouped
-    bars for categories; the clean reference of a device sweep as dotted lines."""
+    if col is not None and col == x:
+        raise UserError(f"--col {col!r} is also --x: each panel would hold one x value (choose another --col)")
     xcol = "time_s" if x == "time" else x
-    data = frame
-    reference = clean_rows(frame)
-    if x != "profile" and reference.any() and (~reference).any():
-        clean = frame[reference]
-        data = frame[~reference]
-        for i, (name, part) in enumerate(clean.groupby(hue if hue in clean else "checkpoint", sort=False)):
-            ax.axhline(100 * part["accuracy"].mean(), color=f"C{i}", linestyle=":", linewidth=1,
-                       label=f"{name} (clean)")
-    if x == "time":
-        data = data[data["time_s"] > 0]
-    rest = [c for c in varying(data) if c not in (x, "time", hue)]
-    keys = [hue, *[c for c in ["checkpoint", *rest] if c != hue]] if hue != "checkpoint" else ["checkpoint", *rest]
-    keys = [k for k in dict.fromkeys(keys) if k in data and (k in (hue, "checkpoint") or k in rest)]
-    categorical = not pd.api.types.is_numeric_dtype(data[xcol])
-    order = list(dict.fromkeys(data[xcol]))  # categories in the order the sweep ran them
-    lines = list(data.groupby(keys, sort=False, dropna=False))
-    width = 0.8 / max(len(lines), 1)
-    for i, (name, part) in enumerate(lines):
-        label = " · ".join(str(v) if "." not in k else f"{k}={v}"
-                           for k, v in zip(keys, (name if isinstance(name, tuple) else (name,)), strict=True)
-                           if not (isinstance(v, float) and pd.isna(v)))
-        # one realization has no spread: no error bar (NaN), rather than a bar of zero length
-        stats = part.groupby(xcol, sort=not categorical)["accuracy"].agg(["mean", "std"]).reset_index()
-        if categorical:  # grouped bars, one group per category
-            pos = [order.index(v) + (i - (len(lines) - 1) / 2) * width for v in stats[xcol]]
-            ax.bar(pos, 100 * stats["mean"], width, yerr=100 * stats["std"], capsize=3, label=label)
+    split = x != "profile" and clean.any() and (~clean).any()  # the clean rows are reference lines
+    points, reference = (frame[~clean], frame[clean]) if split else (frame, frame.iloc[:0])
+    values = [None] if col is None else list(pd.unique(points[col]))
+    panels, notes, empty = [], [], []
+    for value in values:
+        data, ref = points, reference
+        if col is not None:
+            data = data[_match(data[col], value)]
+            ref = ref[_match(ref[col], value) | ~ref[col].isin(values)]  # a checkpoint's, or every panel's
+        missing = data[xcol].isna()
+        if missing.any() and not missing.all():
+            where = f" in {col} = {_text(value)}" if col is not None else ""
+            notes.append(f"{int(missing.sum())} rows{where} have no {x} and are not shown")
+        data = data[~missing]
+        if len(data):
+            panels.append((value, data, ref))
         else:
-            ax.errorbar(stats[xcol], 100 * stats["mean"], yerr=100 * stats["std"], marker="o", capsize=3, label=label)
-    if categorical:
-        ax.set_xticks(range(len(order)), [str(v) for v in order])
-        low = 100 * data.groupby([xcol, "checkpoint"])["accuracy"].mean().min()
-        ax.set_ylim(max(0.0, min(low, 100 * (chance or 1)) - 5), 100)
-    if chance is not None:
-        ax.axhline(100 * chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({100 * chance:.1f} %)")
-    if x == "time":
-        ax.set_xscale("log")
-        ticks = sorted(data["time_s"].unique())
-        ax.set_xticks(ticks, [str(v) for v in data.drop_duplicates("time_s").sort_values("time_s")["time"]])
-        ax.minorticks_off()
-    ax.set_xlabel({"sigma": "injected weight noise σ", "time": "time since programming"}.get(x, x))
-    ax.set_ylabel("accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+            empty.append(_text(value))
+    if not panels:
+        raise UserError(f"nothing to plot against {x}: no row of these results has a value of {x}")
+    if empty:
+        notes.append(f"{col} = {', '.join(empty)}: no points against {x}, panel left out")
+    if x == "time" and (pd.concat([d for _, d, _ in panels])["time_s"] <= 0).any():
+        notes.append("time 0s is drawn at the left end of the log axis")
+    return panels, notes
+
+
+def caption(data: pd.DataFrame, reference: pd.DataFrame, notes: list[str] = ()) -> str:
+    """What the error bars are (±1 SD over n realizations, and chips × programmings × reads when every point has
+    the same), what the clean reference is, and what is not shown."""
+    keys = [c for c in axis_columns(data) if c in data]
+    groups = data.groupby(keys, sort=False, dropna=False) if keys else [((), data)]
+    sizes = [len(part) for _, part in groups]
+    low, high = min(sizes), max(sizes)
+    parts = []
+    if high == 1:
+        parts.append("no error bars: one realization per point")
+    else:
+        n = f"n = {low}" if low == high else f"n = {low}–{high}"
+        text = f"error bars: ±1 SD over {n} realizations" + (" per point" if low != high else "")
+        if low == high and {"chip", "program", "read"} <= set(data):
+            levels = {_levels(part) for _, part in groups}
+            if len(levels) == 1 and np.prod(next(iter(levels))) == low:
+                chips, programs, reads = next(iter(levels))
+                text += (f" ({_count(chips, 'chip')} × {_count(programs, 'programming')} ×"
+                         f" {_count(reads, 'read')})")
+        if low == 1:
+            text += "; points with n = 1 have none"
+        parts.append(text)
+    if len(reference):
+        keys = [c for c in axis_columns(reference) if c in reference]
+        counts = reference.groupby(keys, sort=False, dropna=False).size() if keys else pd.Series([len(reference)])
+        parts.append("clean reference (dotted, no noise): " + (
+            "one evaluation" if counts.max() == 1 else f"mean of {counts.min()}–{counts.max()} evaluations"
+            if counts.min() != counts.max() else f"mean of {counts.max()} evaluations"))
+    return "; ".join([*parts, *notes]) + "."
+
+
+class Look:
+    """Colours, line styles and x offsets shared by every panel of one figure."""
+
+    def __init__(self, data: pd.DataFrame, x: str, hue: str, col: str | None):
+        self.x, self.hue = x, hue
+        self.xcol = "time_s" if x == "time" else x
+        self.categorical = not pd.api.types.is_numeric_dtype(data[self.xcol])
+        self.colours = {_key(v): f"C{i % 10}" for i, v in enumerate(pd.unique(data[hue]))}
+        skip = {x, hue, col, "time" if x == "time" else None}
+        self.style_keys = [c for c in ["checkpoint", *varying(data)] if c not in skip and c in data
+                           and data[c].nunique(dropna=False) > 1]
+        self.style_keys = list(dict.fromkeys(self.style_keys))
+        combos = data[self.style_keys].drop_duplicates() if self.style_keys else pd.DataFrame(index=[0])
+        self.styles = {_key(tuple(row)): i for i, row in enumerate(combos.itertuples(index=False))}
+        lines = data[[hue, *self.style_keys]].drop_duplicates()
+        self.slots = {_key(tuple(row)): i for i, row in enumerate(lines.itertuples(index=False))}
+        self.order = list(pd.unique(data[self.xcol]))  # categories in the order the sweep ran them
+        self.ticks = sorted(pd.unique(data[self.xcol])) if not self.categorical else self.order
+        self.low = 100.0  # lowest mean − SD drawn so far (the shared bottom of bar panels)
+        self._offsets(data)
+
+    def _offsets(self, data: pd.DataFrame) -> None:
+        """Step between neighbouring lines: additive on a linear axis, a factor on the log time axis."""
+        n = len(self.slots)
+        self.zero = None
+        if self.categorical:
+            self.step = 0.8 / max(n, 1)
+            return
+        values = np.array(self.ticks, dtype=float)
+        if self.x == "time":
+            positive = values[values > 0]
+            self.zero = positive.min() / 10 if len(positive) else 1.0  # where t = 0 sits on the log axis
+            values = np.log10(np.where(values > 0, values, self.zero))
+        span = values.max() - values.min() if len(values) > 1 else abs(values[0]) or 1.0
+        gap = np.diff(values).min() if len(values) > 1 else span
+        self.step = min(0.02 * span, 0.6 * gap / max(n, 1)) if n > 1 else 0.0
+
+    def position(self, values: pd.Series, slot: int) -> np.ndarray:
+        """Where a line's points sit on x: the true values shifted by the line's slot."""
+        shift = (slot - (len(self.slots) - 1) / 2) * self.step
+        if self.categorical:
+            return np.array([self.order.index(v) for v in values]) + shift
+        values = values.to_numpy(dtype=float)
+        if self.x == "time":
+            return np.where(values > 0, values, self.zero) * 10 ** shift
+        return values + shift
+
+    def draw(self, ax, data: pd.DataFrame, reference: pd.DataFrame, chance: float | None) -> None:
+        """Mean ± 1 SD of accuracy against x on one axes, the clean reference and the chance level."""
+        for name, part in data.groupby([self.hue, *self.style_keys], sort=False, dropna=False):
+            name = name if isinstance(name, tuple) else (name,)
+            colour = self.colours[_key(name[0])]
+            style = self.styles[_key(tuple(name[1:]))]
+            slot = self.slots[_key(name)]
+            # one realization has no spread: no error bar (NaN), rather than a bar of zero length
+            stats = part.groupby(self.xcol, sort=not self.categorical)["accuracy"].agg(["mean", "std"]).reset_index()
+            pos = self.position(stats[self.xcol], slot)
+            if self.categorical:
+                ax.bar(pos, 100 * stats["mean"], self.step, yerr=100 * stats["std"], capsize=3, color=colour,
+                       hatch=HATCHES[style % len(HATCHES)], edgecolor="black", linewidth=0.5,
+                       error_kw={"elinewidth": 1})
+            else:
+                ax.errorbar(pos, 100 * stats["mean"], yerr=100 * stats["std"], color=colour,
+                            linestyle=LINESTYLES[style % len(LINESTYLES)], marker=MARKERS[style % len(MARKERS)],
+                            markersize=4.5, capsize=3, linewidth=1.4, elinewidth=1)
+            self.low = min(self.low, 100 * (stats["mean"] - stats["std"].fillna(0)).min())
+        by = self.hue if self.hue in reference and reference[self.hue].notna().all() else "checkpoint"
+        for name, part in reference.groupby(by, sort=False):
+            colour = self.colours.get(_key(name), "black")
+            level = 100 * part["accuracy"].mean()
+            ax.axhline(level, color=colour, linestyle=":", linewidth=1.3)
+            if colour == "black" and reference[by].nunique() > 1:  # not told apart by colour: name it
+                ax.annotate(str(name), (1, level), xycoords=("axes fraction", "data"), fontsize=7, ha="right",
+                            va="bottom")
+        if chance is not None:
+            ax.axhline(100 * chance, color="0.55", linewidth=1, zorder=0)
+        if self.categorical:
+            ax.set_xticks(range(len(self.order)), [_text(v) for v in self.order])
+            floor = min(self.low, 100 * chance) if chance is not None else self.low
+            ax.set_ylim(max(0.0, floor - 5), 100)
+        else:
+            if self.x == "time":
+                ax.set_xscale("log")
+                names = data.drop_duplicates("time_s").set_index("time_s")["time"]
+                ax.set_xticks([t if t > 0 else self.zero for t in self.ticks], [names[t] for t in self.ticks])
+            else:
+                ax.set_xticks(self.ticks, [f"{v:g}" for v in self.ticks])
+            ax.minorticks_off()
+        ax.set_xlabel(LABELS.get(self.x, self.x))
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+
+    def handles(self, chance: float | None, reference: bool) -> list:
+        """Legend entries: a colour per hue value, a style per other setting, the clean line and chance."""
+        from matplotlib.lines import Line2D
+        from matplotlib.patches import Patch
+
+        out = []
+        for value, colour in self.colours.items():
+            label = _text(value) if self.hue == "checkpoint" else f"{self.hue} = {_text(value)}"
+            out.append(Patch(facecolor=colour, edgecolor="black", linewidth=0.5, label=label) if self.categorical
+                       else Line2D([], [], color=colour, marker="o", markersize=4.5, label=label))
+        if len(self.styles) > 1:
+            for combo, i in self.styles.items():
+                label = ", ".join(_text(v) if k == "checkpoint" else f"{k} = {_text(v)}"
+                                  for k, v in zip(self.style_keys, combo, strict=True))
+                out.append(Patch(facecolor="white", edgecolor="black", hatch=HATCHES[i % len(HATCHES)], label=label)
+                           if self.categorical else
+                           Line2D([], [], color="black", linestyle=LINESTYLES[i % len(LINESTYLES)],
+                                  marker=MARKERS[i % len(MARKERS)], markersize=4.5, label=label))
+        if reference:
+            out.append(Line2D([], [], color="black", linestyle=":", label="clean (no noise)"))
+        if chance is not None:
+            out.append(Line2D([], [], color="0.55", label=f"chance ({100 * chance:.1f} %)"))
+        return out
+
+
+def _title(frame: pd.DataFrame) -> str:
+    noisy = frame[~clean_rows(frame)]
+    sources = [str(d) for d in pd.unique(frame["data"])] if "data" in frame else []
+    sources = [Path(s).name if len(s) > 40 else s for s in sources]
+    profiles = [str(p) for p in pd.unique(noisy["profile"])] if "profile" in noisy else []
+    under = f" under {', '.join(profiles)} noise" if profiles else ""
+    return f"Accuracy on {', '.join(sources) or 'the data'}{under}"
+
+
+def _levels(part: pd.DataFrame) -> tuple[int, int, int]:
+    """(chips, programmings per chip, reads) of one point; chips of different base seeds are different chips."""
+    chips = part[["seed", "chip"]].drop_duplicates() if "seed" in part else part[["chip"]].drop_duplicates()
+    return len(chips), int(part["program"].nunique()), int(part["read"].nunique())
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _match(column: pd.Series, value) -> pd.Series:
+    return column.isna() if _missing(value) else column == value
+
+
+def _missing(value) -> bool:
+    return isinstance(value, float) and np.isnan(value) or value is None or value is pd.NA
+
+
+def _key(value):
+    """A dictionary key where every missing value (NaN, None) is one key."""
+    if isinstance(value, tuple):
+        return tuple(_key(v) for v in value)
+    return None if _missing(value) else value
+
+
+def _text(value) -> str:
+    return "—" if _missing(value) else f"{value:g}" if isinstance(value, float) else str(value)

@@ -14,7 +14,7 @@ from noisesim.configs import TrainConfig
 from noisesim.data import EvalBatches, encode, load_table, train_batches
 from noisesim.errors import UserError
 from noisesim.evaluate import accuracy
-from noisesim.methods import adapters_of, count_parameters, trainable_state
+from noisesim.methods import AdapterLinear, adapters_of, count_parameters, set_training_noise, trainable_state
 from noisesim.models import Backbone
 from noisesim.seeds import derive_seed, generator
 
@@ -64,9 +64,24 @@ def sigma_penalty(backbone: Backbone, target: float, reduction: str) -> torch.Te
 
 def sigma_values(backbone: Backbone) -> torch.Tensor:
     """All learned σ of a StochGRASP model (empty for deterministic methods)."""
-    sig = [a.sigma.detach().flatten() for a in adapters_of(backbone.model).values()
-           if getattr(a, "sigma_raw", None) is not None]
+    sig = [a.sigma.detach().flatten() for a in adapters_of(backbone.model).values() if a.sigma is not None]
     return torch.cat(sig) if sig else torch.zeros(0)
+
+
+def parameter_groups(backbone: Backbone, adapters: dict[str, AdapterLinear]) -> dict[str, list[torch.nn.Parameter]]:
+    """The trained parameters by role, read from the adapters' declarations: ``adapter`` (μ, γ, β),
+    ``noise`` (σ) and ``head``, each in the model's parameter order. TypeError if anything else would train."""
+    noise = {id(p) for a in adapters.values() for p in a.noise_parameters().values()}
+    adapter = {id(p) for a in adapters.values() for p in a.adapter_parameters().values()} - noise
+    head = set(map(id, backbone.head_parameters().values()))
+    groups: dict[str, list[torch.nn.Parameter]] = {"adapter": [], "noise": [], "head": []}
+    for name, p in backbone.model.named_parameters():
+        role = "noise" if id(p) in noise else "adapter" if id(p) in adapter else "head" if id(p) in head else None
+        if role is None and p.requires_grad:
+            raise TypeError(f"parameter {name} requires grad but is neither the head nor a declared adapter parameter")
+        if role is not None:
+            groups[role].append(p)
+    return groups
 
 
 def max_positions(backbone: Backbone) -> int | None:
@@ -108,15 +123,13 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float = 0.0, progres
     dev_length = min(128, limit) if limit is not None else 128
     dev = EvalBatches.build(encode(load_table(cfg.eval_data), tok, dev_length, cfg.eval_data), pad)
     adapters = adapters_of(model)
-    noise_gen = generator(cfg.seed, "train", "noise")
-    for adapter in adapters.values():
-        adapter.noise_generator = noise_gen
-    head = set(map(id, backbone.head_parameters().values()))
-    sigma = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("sigma_raw")]
-    sig_ids = set(map(id, sigma))
-    adapter_params = [p for p in model.parameters() if p.requires_grad and id(p) not in head | sig_ids]
-    groups = [{"params": adapter_params, "lr": cfg.lr},
-              {"params": [p for p in model.parameters() if id(p) in head], "lr": cfg.head_lr}]
+    if programmed := [n for n, a in adapters.items() if a.is_programmed]:
+        raise RuntimeError(f"adapter {programmed[0]} holds a device realization: unprogram it before training")
+    # StochGRASP's training noise: one seeded stream shared by every layer, drawn in forward order
+    set_training_noise(model, generator(cfg.seed, "train", "noise"))
+    params = parameter_groups(backbone, adapters)
+    sigma = params["noise"]
+    groups = [{"params": params["adapter"], "lr": cfg.lr}, {"params": params["head"], "lr": cfg.head_lr}]
     if sigma:
         groups.append({"params": sigma, "lr": cfg.sigma_lr})
     opt = torch.optim.AdamW(groups, weight_decay=0.0)

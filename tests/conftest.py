@@ -1,4 +1,6 @@
-"""Tiny random BERT / RoBERTa backbones built in code, a tiny labelled TSV, tiny checkpoints."""
+"""Shared by every test file: the ``--slow`` switch, an isolated user store, tiny random BERT / RoBERTa backbones
+built in code, a tiny labelled TSV, tiny trained checkpoints, and the CLI as the tests drive it (``invoke``,
+``assert_user_error``; test files import them with ``from conftest import ...``)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,46 @@ import os
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from noisesim.cli import app  # noqa: E402 (after HF_HUB_OFFLINE is set)
+
+runner = CliRunner()
+TIMING = ["seconds", "device"]  # how long a cell took and where: the only columns allowed to differ
+
+
+def numbers(frame):
+    """A results table without its timing columns: what two equal sweeps must agree on exactly."""
+    return frame.drop(columns=[c for c in TIMING if c in frame]).reset_index(drop=True)
+
+
+def invoke(*args):
+    """Run ``noisesim ARGS`` in this process."""
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_user_error(result, *fragments):
+    """Exit code 2, exactly one non-empty line starting with 'error: ', no traceback, each fragment in it."""
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--slow", action="store_true", help="also run the tests marked slow (CI and the README do)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -72,7 +72,7 @@ def case(id_, args, setup=None, **kw):
     return pytest.param(Case(list(args), setup, **kw), id=id_)
 
 
-SWEEP = ["sweep", "--ckpt", "{gw}", "--data", "{tsv}", "--seeds", "1"]
+SWEEP = ["sweep", "--ckpt", "{gw}", "--data", "{tsv}", "--programs", "1"]
 TRAIN = ["train", "--method", "grasp-w", "--k", "2", "--model", "{model}", "--steps", "2", "--eval-every", "1",
          "--batch-size", "8", "--max-length", "16", "--data", "{tsv}", "--eval-data", "{tsv}"]
 
@@ -263,8 +263,8 @@ NUMBER_CASES = [
                         ("semicolon", "0.01;0.02"), ("unicode-minus", "\u22120.01"), ("word", "abc"),
                         ("space", " ")]
 ] + [
-    case(f"{flag[2:]}-{name}", sweep(flag, value), any_of=(flag, flag[2:]))
-    for flag in ("--seeds", "--chips", "--reads")
+    case(f"{flag[2:]}-{name}", sweep(flag, value), any_of=(flag, flag[2:], "--programs"))
+    for flag in ("--programs", "--seeds", "--chips", "--reads")  # --seeds: the old name of --programs
     for name, value in [("0", "0"), ("-1", "-1"), ("huge", str(10**12)), ("word", "abc"), ("float", "1.5")]
 ] + [
     case("workers-0", sweep("--workers", "0"), any_of=("workers",)),
@@ -629,12 +629,12 @@ DATA_CASES = [
 # ---------------------------------------------------------------- --config YAML
 
 
-CONFIG_BASE = {"ckpt": "[{gw}]", "data": "{tsv}", "seeds": "1", "out": "{work}/res"}
+CONFIG_BASE = {"ckpt": "[{gw}]", "data": "{tsv}", "programs": "1", "out": "{work}/res"}
 
 
 def config_file(content: str | bytes, complete: bool = True):
     """./c.yaml. Text is formatted with env.vars ({gw} → the tiny checkpoint) and, when ``complete``, gets the
-    ckpt / data / seeds / out lines it does not set itself (so nothing is overridden from the command line)."""
+    ckpt / data / programs / out lines it does not set itself (so nothing is overridden from the command line)."""
     def setup(env: Env):
         text = content
         if isinstance(text, str):
@@ -656,14 +656,16 @@ CONFIG_CASES = [
         ("sigma-nan", "sigma: .nan\n", True),
         ("sigma-list-inf", "sigma: [0.01, .inf]\n", True),
         ("sigma-list-repeated-string", "sigma: ['0.01,0.02']\n", True),
-        ("seeds-float", "seeds: 1.5\n", True),
-        ("seeds-inf", "seeds: .inf\n", True),
-        ("seeds-zero", "seeds: 0\n", True),
+        ("programs-float", "programs: 1.5\n", True),
+        ("programs-inf", "programs: .inf\n", True),
+        ("programs-zero", "programs: 0\n", True),
+        ("seeds-zero", "ckpt: [{gw}]\ndata: {tsv}\nout: {work}/res\nseeds: 0\n", False),  # programs' old name
+        ("seeds-and-programs", "seeds: 1\nprograms: 2\n", True),
         ("chips-bool", "chips: true\n", True),
         ("chips-string", "chips: '3'\n", True),
         ("unknown-key", "sigmas: 0.01\n", True),
         ("duplicate-key", "sigma: 0.01\nsigma: 0.05\n", True),
-        ("duplicate-key-seeds", "seeds: 1\nseeds: 2\n", False),
+        ("duplicate-key-programs", "programs: 1\nprograms: 2\n", False),
         ("not-utf8", b"ckpt: [\xff\xfe]\n", False),
         ("top-level-list", "- ckpt: x\n", False),
         ("empty", "", False),
@@ -728,6 +730,7 @@ USAGE_CASES = [
     case("usage-unknown-subcommand", ["profiles", "lst"], any_of=("lst",)),
     case("usage-train-missing-out", TRAIN, any_of=("--out",)),
     case("usage-seeds-not-int", sweep("--seeds", "abc"), any_of=("--seeds", "abc")),
+    case("usage-programs-not-int", sweep("--programs", "abc"), any_of=("--programs", "abc")),
     case("usage-option-missing-value", [*SWEEP, "--chips"], any_of=("--chips",)),
     case("usage-extra-positional", [*sweep(), "stray"], any_of=("stray",)),
     case("usage-bool-flag-with-value", sweep("--csv=yes"), any_of=("--csv",)),

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from cli_helpers import assert_user_error, invoke
+from conftest import assert_user_error, invoke
 from safetensors.torch import load_file, save_file
 
 from noisesim import checkpoints

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from noisesim.cli import app, main, user_errors
 
 USAGE = [  # (arguments, fragments of the one error line)
-    (["sweep", "--seeds", "abc"], ["Invalid value for '--seeds'", "see noisesim sweep --help"]),
+    (["sweep", "--programs", "abc"], ["Invalid value for '--programs'", "see noisesim sweep --help"]),
+    (["sweep", "--seeds", "abc"], ["'--seeds'", "see noisesim sweep --help"]),  # the old name of --programs
     (["sweep", "--workers", "1.5"], ["Invalid value for '--workers'"]),
     (["sweep", "--sigmaa", "0.1"], ["no such option: --sigmaa", "did you mean --sigma?", "noisesim sweep --help"]),
     (["train", "--out", "x", "--lr", "fast"], ["Invalid value for '--lr'", "noisesim train --help"]),
@@ -57,6 +58,7 @@ def test_usage_errors_through_cli_runner(args, fragments):
     assert_one_line(result.exit_code, result.stdout, result.stderr, *fragments[:1])
 
 
+@pytest.mark.slow
 def test_console_entry_point_in_a_subprocess(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "NOISESIM_HOME": str(tmp_path)}
     proc = subprocess.run([sys.executable, "-m", "noisesim.cli", "sweep", "--sigmaa", "1"], capture_output=True,
@@ -148,7 +150,7 @@ def test_bad_data_through_main(monkeypatch, capsys, tiny_ckpts, tmp_path):
 def test_unwritable_report_out_through_main(monkeypatch, capsys, tiny_ckpts, tiny_tsv, tmp_path):
     results = tmp_path / "run"
     code, _, err = run_main(monkeypatch, capsys, "sweep", "--ckpt", tiny_ckpts["grasp"], "--sigma", "0.01",
-                            "--seeds", "1", "--data", tiny_tsv, "--out", results)
+                            "--programs", "1", "--data", tiny_tsv, "--out", results)
     assert code == 0, err
     blocker = tmp_path / "a-file"
     blocker.write_text("mine\n")

@@ -12,6 +12,8 @@ from hypothesis import strategies as st  # noqa: E402
 from noisesim.data import MAX_LABEL, load_table  # noqa: E402
 from noisesim.errors import UserError  # noqa: E402
 
+pytestmark = pytest.mark.slow  # property-based: hundreds of generated files
+
 SETTINGS = settings(max_examples=200, deadline=None, database=None,  # no saved failing examples: each run stands alone
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 FIELD = st.one_of(

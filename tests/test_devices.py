@@ -1,6 +1,7 @@
 """Device components: statistics on ≥ 1e5 draws with fixed seeds, the PCM model's golden values, the
 seed hierarchy, per-MVM read noise, and profile validation."""
 
+import hashlib
 import math
 
 import numpy as np
@@ -24,7 +25,12 @@ def array_at(x: float, g_max: float = 25.0, n: int = N) -> C.DeviceArray:
 
 
 def component(kind: str, **params) -> C.Component:
-    return C.COMPONENTS[kind](schema.SPECS[kind].model_validate(params))
+    cls = C.COMPONENTS[kind]
+    return cls(cls.spec_class.model_validate(params))
+
+
+def streams(seed: int = 0, **keys) -> C.Streams:
+    return C.Streams(seed, layer="t", **keys)
 
 
 def profile(*items, mapping=None) -> Profile:
@@ -86,19 +92,19 @@ def test_pcm_programming_sigma_matches_published_polynomial(x, golden):
     assert prog.key == "programming"
     assert abs(prog.sigma(torch.tensor([x * 25.0]), 25.0).item() / golden - 1) < 1e-5
     arr = array_at(x)
-    prog.apply(arr, generator(0, "t"), 0.0)
+    prog.apply(arr, streams(), 0.0)
     dev = arr.g_pos - x * 25.0
     assert abs(dev.std().item() / golden - 1) < 0.01
     assert abs(dev.mean().item()) < 4 * golden / math.sqrt(dev.numel())
     # the fit is in µS at 25 µS: at g_max = 50 µS the same x has twice the σ
     arr50 = array_at(x, g_max=50.0)
-    prog.apply(arr50, generator(0, "t"), 0.0)
+    prog.apply(arr50, streams(), 0.0)
     assert abs((arr50.g_pos - x * 50).std().item() / (2 * golden) - 1) < 0.01
 
 
 def test_programming_clips_at_zero_and_scale():
     arr = array_at(0.0)
-    component("programming", coefficients=[0.5], scale=2.0).apply(arr, generator(0, "t"), 0.0)
+    component("programming", coefficients=[0.5], scale=2.0).apply(arr, streams(), 0.0)
     assert arr.g_pos.min() >= 0
     # clipped at 0 with σ = 2·0.5 = 1: half the devices at 0, mean σ/sqrt(2π)
     assert abs((arr.g_pos == 0).float().mean().item() - 0.5) < 0.005
@@ -130,7 +136,7 @@ def test_pcm_mean_drift_factor_matches_formula(x, t):
     drift = pcm.components[1]
     seconds = devices.parse_time(t)
     arr = array_at(x)
-    drift.apply(arr, generator(0, "program"), seconds)
+    drift.apply(arr, streams(), seconds)
     factor = arr.g_pos / (x * 25.0)
     golden = mean_drift_factor(x, seconds)
     assert abs(factor.mean().item() / golden - 1) < 0.002  # the issue asks for 5 %
@@ -157,15 +163,15 @@ def test_flicker_read_noise_statistics():
     quiet = pcm.with_values({"drift.read_noise": None})
     t, x = 86400.0, 0.5
     arr, ref = array_at(x), array_at(x)
-    pcm.components[1].apply(arr, generator(0, "p"), t, read_gen=generator(0, "r"))
-    quiet.components[1].apply(ref, generator(0, "p"), t)  # same ν draws, no 1/f noise
+    pcm.components[1].apply(arr, streams(read=0), t)
+    quiet.components[1].apply(ref, streams(read=5), t)  # same ν draws (program stream), no 1/f noise
     rel = (arr.g_pos - ref.g_pos) / ref.g_pos
     q = min(0.0088 / x ** 0.65, 0.2)
     golden = q * math.sqrt(math.log((t + 20 + 250e-9) / (2 * 250e-9)))
     assert abs(rel.std().item() / golden - 1) < 0.01
     assert abs(rel.mean().item()) < 4 * golden / math.sqrt(rel.numel())
     again = array_at(x)
-    pcm.components[1].apply(again, generator(0, "p"), t, read_gen=generator(1, "r"))
+    pcm.components[1].apply(again, streams(read=1), t)
     assert not torch.equal(again.g_pos, arr.g_pos)  # another read, another 1/f draw
 
 
@@ -187,7 +193,7 @@ def test_global_drift_compensation_restores_mean_magnitude():
 
 def test_device_to_device_statistics_and_chip_persistence():
     arr = array_at(0.4)
-    component("device_to_device", gain_std=0.1, offset_std=0.02).apply(arr, generator(0, "c"), 0.0)
+    component("device_to_device", gain_std=0.1, offset_std=0.02).apply(arr, streams(), 0.0)
     expected = math.hypot(0.1 * 10.0, 0.02 * 25.0)
     assert abs((arr.g_pos - 10).std().item() / expected - 1) < 0.01
     assert abs((arr.g_pos - 10).mean().item()) < 4 * expected / math.sqrt(arr.g_pos.numel())
@@ -207,7 +213,7 @@ def test_device_to_device_statistics_and_chip_persistence():
 
 def test_stuck_at_fractions_are_per_chip():
     arr = array_at(0.5)
-    component("stuck_at", at_g_min=0.01, at_g_max=0.03).apply(arr, generator(0, "c"), 0.0)
+    component("stuck_at", at_g_min=0.01, at_g_max=0.03).apply(arr, streams(), 0.0)
     g = torch.cat([arr.g_pos.flatten(), arr.g_neg.flatten()])
     assert abs((g == 0).float().mean().item() - 0.01) < 0.0012
     assert abs((g == 25).float().mean().item() - 0.03) < 0.002
@@ -226,7 +232,7 @@ def test_levels_quantise_to_grid():
     arr = array_at(0.0)
     arr.g_pos.copy_(torch.rand(arr.g_pos.shape, generator=generator(0, "u")) * 25)
     before = arr.g_pos.clone()
-    component("levels", n=5).apply(arr, generator(0, "x"), 0.0)
+    component("levels", n=5).apply(arr, streams(), 0.0)
     assert set(arr.g_pos.unique().tolist()) <= {0.0, 6.25, 12.5, 18.75, 25.0}
     assert (arr.g_pos - before).abs().max() <= 6.25 / 2 + 1e-5
     # uniform input: quantisation error is uniform on ±step/2, std step/sqrt(12)
@@ -249,15 +255,13 @@ def test_read_noise_per_evaluation_differs_across_reads():
 
 def hooked_linear(per: str, relative_to: str):
     from noisesim.devices.runtime import ReadNoiseHook
-    from noisesim.methods import AdapterLinear
 
     torch.manual_seed(0)
     lin = torch.nn.Linear(16, 8)
     prof = profile(("read", {"sigma": 0.02, "relative_to": relative_to, "per": per}))
     out = prof.realize(lin.weight.detach(), layer="x")
-    adapter = AdapterLinear(lin)
-    lin.weight.data = out.weight.clone()
-    hook = ReadNoiseHook(adapter.base, lin.weight.data, out.runtime_read, generator(0, "read", "x"))
+    lin.weight.data = out.weight.clone()  # the analog layer holds the realization
+    hook = ReadNoiseHook(lin, out.runtime_read, generator(0, "read", "x"))
     return lin, out, hook
 
 
@@ -352,7 +356,7 @@ def test_weight_space_fast_path_equals_the_conductance_path():
     fast = devices.gaussian(0.03)
     assert fast.weight_space and not devices.load_profile("pcm").weight_space
     pair = map_weight(w, fast.spec.mapping)
-    fast.components[0].apply(pair, generator(4, "program", 1, 2, "l", 0), 0.0)  # realize's stream for component 0
+    fast.components[0].apply(pair, C.Streams(4, chip=1, program=2, layer="l", index=0), 0.0)  # realize's streams
     got = fast.realize(w, chip=1, program=2, seed=4, layer="l").weight
     torch.testing.assert_close(got, pair.weight(), rtol=1e-5, atol=1e-6)
     assert abs((got - w).std().item() / 0.03 - 1) < 0.05
@@ -400,7 +404,7 @@ def test_overflow_when_mapping_back_is_an_error():
 def test_a_component_that_makes_nan_is_named(monkeypatch):
     prof = profile(("programming", {"coefficients": [0.1]}), ("levels", {"n": 8}), ("read", {"sigma": 0.01}))
 
-    def broken(self, array, gen, t):
+    def broken(self, array, streams, t):
         array.g_neg[0, 0] = math.nan
 
     monkeypatch.setattr(C.Levels, "apply", broken)
@@ -488,3 +492,205 @@ def test_meta_tensor_is_refused():
 
     with pytest.raises(TypeError, match="meta tensor"):
         devices.apply("gaussian", torch.empty(4, 4, device="meta"))
+
+
+# --- golden realizations: a refactor keeps every number -------------------------------------------------------
+
+EVERY = [{"levels": {"n": 64}}, {"programming": {"coefficients": [0.26348, 1.965, -1.1731], "reference_g_max": 25.0}},
+         {"device_to_device": {"gain_std": 0.05, "offset_std": 0.01}},
+         {"stuck_at": {"at_g_min": 0.01, "at_g_max": 0.01}}, {"gaussian": {"sigma": 0.02, "relative_to": "g_max"}},
+         {"read": {"sigma": 0.01, "per": "evaluation"}},
+         {"drift": {"t0": "20s", "compensation": "global", "read_noise": {"q": 0.0088}}}]
+
+
+def golden_profiles() -> dict[str, Profile]:
+    """Every shipped profile and every component (drift with 1/f read noise and compensation; read per
+    evaluation, pass and mvm), plus the paper's protocol and its relative modes."""
+    out = {n: devices.load_profile(n) for n in ("ideal", "gaussian", "pcm", "rram", "fefet")}
+    out["sigma0.05"] = devices.gaussian(0.05)
+    out["two-gauss"] = profile(("gaussian", {"sigma": 0.01}), ("gaussian", {"sigma": 0.03}))
+    for mode in ("g_max", "absmax", "value"):
+        out[f"gauss-{mode}"] = profile(("gaussian", {"sigma": 0.05, "relative_to": mode}),
+                                       mapping={"g_max": 25.0, "g_min": 2.0})
+    out["every"] = Profile({"mapping": {"g_max": 25.0, "g_min": 0.5, "scale": "column", "clip_sigma": 3.0},
+                            "noise": EVERY}, "<every>")
+    for per in ("pass", "mvm"):
+        for rel in ("g_max", "value"):
+            out[f"every-{per}-{rel}"] = Profile(
+                {"noise": [*EVERY, {"read": {"sigma": 0.01, "relative_to": rel, "per": per}}]}, "<every>")
+    out["pcm-nocomp"] = out["pcm"].with_values({"drift.compensation": "none"})
+    return out
+
+
+def digest(*tensors: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    for x in tensors:
+        x = x.detach().contiguous().cpu()
+        x = x.view(torch.int16) if x.dtype in (torch.float16, torch.bfloat16) else x
+        h.update(f"{x.dtype}{tuple(x.shape)}".encode() + x.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def golden_digests() -> dict[str, str]:
+    """name → one checksum over its realizations (weight and run-time read variance) at several times and
+    (chip, program, read, seed, layer), in float64 / bfloat16 / 1-d, and the outputs of hooked forward passes."""
+    w = (torch.randn(24, 40, generator=torch.Generator().manual_seed(7)) * 0.05)
+    res = {}
+    for name, prof in golden_profiles().items():
+        parts = []
+        for t in ((0.0, 86400.0, 3.15e7) if prof.has_drift else (0.0,)):
+            for keys in ({}, {"chip": 1}, {"program": 2}, {"read": 3}, {"seed": 11, "layer": "enc.0"}):
+                out = prof.realize(w, t=t, **keys)
+                parts += [out.weight] + ([out.runtime_read.var] if out.runtime_read is not None else [])
+        for dtype in (torch.float64, torch.bfloat16):
+            parts.append(prof.realize(w.to(dtype), t=3600.0, layer="d").weight)
+        parts.append(prof.realize(w[0, :30] * 2, t=3600.0, layer="b").weight)
+        out = prof.realize(w, t=86400.0, read=1, layer="h")
+        if out.runtime_read is not None:
+            from noisesim.devices.runtime import ReadNoiseHook
+
+            torch.manual_seed(0)
+            lin = torch.nn.Linear(40, 24)
+            lin.weight.data = out.weight.clone()
+            hook = ReadNoiseHook(lin, out.runtime_read, generator(0, "read", 0, 0, 1, "h", "runtime"))
+            x = torch.randn(3, 5, 40, generator=torch.Generator().manual_seed(1))
+            with torch.no_grad():
+                parts += [lin(x) for _ in range(3)]
+            hook.remove()
+        res[name] = digest(*parts)
+    return res
+
+
+# recorded with the code before the device layer was reorganised (commit 125f8f8), per torch version and CPU
+# kernel set (ATEN_CPU_CAPABILITY=avx2 / default python tests/test_devices.py prints the others)
+GOLDEN = {
+    ("2.13", "AVX512"): {
+        "ideal": "fc21c047fcbeaaf6", "gaussian": "b27cf474a801da23", "pcm": "5c8a2aaf8072fd91",
+        "rram": "b485a2ff45c15fa6", "fefet": "dbaa90006c52fb42", "sigma0.05": "b1385419f9290a7e",
+        "two-gauss": "8afb5aa69c4a7dd4", "gauss-g_max": "ec7e2465d2697aac", "gauss-absmax": "8539eacf3078ea46",
+        "gauss-value": "90c8c6f1361ec8c6", "every": "76f7fb53b0846b67", "every-pass-g_max": "a0cd0c7968271db0",
+        "every-pass-value": "b1f395c29c41df80", "every-mvm-g_max": "e8521f8b1b9df6d8",
+        "every-mvm-value": "372c6129a1f7a732", "pcm-nocomp": "e7825a9faa661e9b"},
+    ("2.13", "AVX2"): {
+        "ideal": "fc21c047fcbeaaf6", "gaussian": "b27cf474a801da23", "pcm": "5c8a2aaf8072fd91",
+        "rram": "b485a2ff45c15fa6", "fefet": "dbaa90006c52fb42", "sigma0.05": "b1385419f9290a7e",
+        "two-gauss": "8afb5aa69c4a7dd4", "gauss-g_max": "ec7e2465d2697aac", "gauss-absmax": "8539eacf3078ea46",
+        "gauss-value": "90c8c6f1361ec8c6", "every": "6bd2145d5a11ad27", "every-pass-g_max": "57ae3628f42e87a0",
+        "every-pass-value": "33728d43de7ca735", "every-mvm-g_max": "71989b358bc2fa5b",
+        "every-mvm-value": "0f47eb8e44bd33d8", "pcm-nocomp": "e7825a9faa661e9b"},
+    ("2.13", "DEFAULT"): {
+        "ideal": "1e4ccc4ed72a184f", "gaussian": "e5142bca7f981a21", "pcm": "5d28a79990241a8c",
+        "rram": "8dffa82019cc484c", "fefet": "5a12d010e42de870", "sigma0.05": "44ad1d9bc3b7f168",
+        "two-gauss": "461336457581f8b2", "gauss-g_max": "2d823fff1ccf14fd", "gauss-absmax": "0c97a76c63f78aa5",
+        "gauss-value": "a7319d4d4f5f4736", "every": "51a4cd69e4aecf1e", "every-pass-g_max": "742cf24ba539ff9d",
+        "every-pass-value": "f531f2ba8b26a3f0", "every-mvm-g_max": "e330cad5e9e0ee6a",
+        "every-mvm-value": "49a6ec0505e50abe", "pcm-nocomp": "d313aaaff3166101"},
+}
+# sha256 of each profile's validated spec (what a sweep cell's key hashes): independent of the CPU
+SPEC_GOLDEN = {
+    "ideal": "e12a87580f50a4c4", "gaussian": "fe22172dd06eb065", "pcm": "e82e2879eeb172dd",
+    "rram": "eef4fb8f1d81e94a", "fefet": "077aaddcabe93557", "sigma0.05": "450703eb9eddb455",
+    "two-gauss": "aa58e99e5e67b3bc", "gauss-g_max": "66d9f504eb2c7a19", "gauss-absmax": "9b8a3a8be6f51e61",
+    "gauss-value": "d955a72b1f3df689", "every": "d512e7d898c38f16", "every-pass-g_max": "b5ab529559923b96",
+    "every-pass-value": "edc06c156d880679", "every-mvm-g_max": "dabb1a88a137b2ce",
+    "every-mvm-value": "bef87b9c5d4eb7cb", "pcm-nocomp": "748958d22f769913"}
+
+
+def spec_digests() -> dict[str, str]:
+    return {name: hashlib.sha256(prof.spec.model_dump_json(serialize_as_any=True).encode()).hexdigest()[:16]
+            for name, prof in golden_profiles().items()}
+
+
+def test_realizations_are_bit_identical_to_the_golden_ones():
+    assert spec_digests() == SPEC_GOLDEN
+    where = (torch.__version__.rsplit(".", 1)[0], torch.backends.cpu.get_cpu_capability())
+    if where not in GOLDEN:
+        pytest.skip(f"no golden checksums for torch {where[0]} with {where[1]} kernels (recorded: {list(GOLDEN)})")
+    assert golden_digests() == GOLDEN[where]
+
+
+if __name__ == "__main__":
+    print((torch.__version__.rsplit(".", 1)[0], torch.backends.cpu.get_cpu_capability()), golden_digests(),
+          spec_digests())
+
+
+@pytest.mark.parametrize("name", ["fefet", "every-pass-value", "every-mvm-g_max"])
+def test_apply_draws_the_read_the_first_forward_pass_uses(name):
+    """devices.apply's run-time read is RuntimeRead.sample from the sweep's stream: the weight the pass hook
+    sets on the first forward pass, and σ·ε away from the realized weight."""
+    from noisesim.devices.runtime import ReadNoiseHook
+
+    prof = golden_profiles()[name]
+    w = torch.randn(24, 40, generator=generator(3, "w")) * 0.05
+    keys = {"t": 86400.0, "chip": 1, "program": 2, "read": 3, "seed": 4, "layer": "enc.1"}
+    got = devices.apply(prof, w, **keys)
+    out = prof.realize(w, **keys)
+    lin = torch.nn.Linear(40, 24)
+    lin.weight.data = out.weight.clone()
+    read = devices.RuntimeRead("pass", out.runtime_read.var)  # a pass hook, also for an mvm profile
+    hook = ReadNoiseHook(lin, read, generator(4, "read", 1, 2, 3, "enc.1", "runtime"))
+    with torch.no_grad():
+        lin(torch.zeros(1, 40))
+    hook.remove()
+    assert torch.equal(got, lin.weight.data)
+    noise = torch.randn(w.shape, generator=generator(4, "read", 1, 2, 3, "enc.1", "runtime")) * read.var.sqrt()
+    atol = 2 * torch.finfo(torch.float32).eps * max(out.weight.abs().max().item(), noise.abs().max().item())
+    torch.testing.assert_close(got, out.weight + noise, rtol=0, atol=atol)  # one fused multiply-add apart
+    assert not torch.equal(got, out.weight)
+
+
+def test_streams_are_the_documented_generators_made_on_first_use():
+    s = C.Streams(5, chip=1, program=2, read=3, layer="enc.0", index=4)
+    assert s.made == {}
+    for stage, keys in (("chip", (1,)), ("program", (1, 2)), ("read", (1, 2, 3))):
+        expected = torch.randn(6, generator=generator(5, stage, *keys, "enc.0", 4))
+        assert torch.equal(torch.randn(6, generator=getattr(s, stage)), expected)
+    assert s.program is s["program"] and set(s.made) == {"chip", "program", "read"}  # one generator, continued
+
+
+def test_one_registry_each_spec_beside_its_component():
+    assert list(C.COMPONENTS) == ["gaussian", "programming", "device_to_device", "read", "drift", "stuck_at",
+                                  "levels"]
+    for key, cls in C.COMPONENTS.items():
+        assert cls.key == key and cls.spec_class.__module__ == C.__name__ and cls.stage in ("chip", "program", "read")
+        assert cls.spec_class.__name__.lower().replace("_", "") == key.replace("_", "") + "spec"
+    assert not hasattr(schema, "SPECS")
+    assert [c.key for c in C.COMPONENTS.values() if c.depends_on_time] == ["drift"]
+
+
+def test_only_weight_unit_gaussians_take_the_weight_space_path():
+    w = torch.randn(8, 8)
+    for rel in ("g_max", "absmax", "value"):
+        comp = component("gaussian", sigma=0.1, relative_to=rel)
+        assert not comp.in_weight_units
+        with pytest.raises(TypeError, match=f"relative_to '{rel}' needs the conductances"):
+            comp.apply_to_weight(w, streams())
+    with pytest.raises(TypeError, match="'levels' with these parameters does not act in weight units"):
+        component("levels", n=4).apply_to_weight(w, streams())
+    assert not profile(("gaussian", {"sigma": 0.1}), mapping={"clip_sigma": 2.0}).weight_space
+    mixed = profile(("gaussian", {"sigma": 0.1}), ("levels", {"n": 256}))
+    assert not mixed.weight_space and mixed.components[0].in_weight_units
+
+
+def test_realize_and_apply_take_keywords_only():
+    w = torch.randn(4, 4)
+    with pytest.raises(TypeError, match="positional"):
+        devices.load_profile("pcm").realize(w, 3600.0)
+    with pytest.raises(TypeError, match="positional"):
+        devices.apply("pcm", w, 5)
+    assert torch.equal(devices.apply("pcm", w, t="1h", seed=5), devices.load_profile("pcm").realize(
+        w, t=3600.0, seed=5).weight)
+
+
+@pytest.mark.slow
+def test_device_layer_imports_nothing_above_it():
+    import subprocess
+    import sys
+
+    code = "import sys, noisesim.devices; print(' '.join(sorted(m for m in sys.modules if m.startswith('noisesim'))))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                timeout=120).stdout.split())
+    allowed = {"noisesim", "noisesim.errors", "noisesim.seeds", "noisesim.units", "noisesim.safeyaml",
+               "noisesim.textio"} | {f"noisesim.devices{m}" for m in ("", ".schema", ".runtime", ".components",
+                                                                      ".profile", ".library")}
+    assert "noisesim.devices.library" in loaded and loaded <= allowed, loaded - allowed

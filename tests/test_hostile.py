@@ -4,7 +4,7 @@ and leaves the working folder, the user store and every user-owned file exactly 
 Each case runs the real entry point ``noisesim.cli.main`` in-process (sys.argv patched) in a fresh cwd with
 NOISESIM_HOME pointed at a temp store. Safety nets for a still-broken CLI: deletions outside the temp areas
 raise (``rmtree('/')`` can never run), the address space is capped (no machine-wide OOM from a huge
-``--seeds``) and a timer stops a case that hangs (alias bombs). The cases live in ``hostile_cases.py``.
+``--programs``) and a timer stops a case that hangs (alias bombs). The cases live in ``hostile_cases.py``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import hostile_cases as hc  # noqa: E402
+
+pytestmark = pytest.mark.slow  # the hostile battery: ~400 command lines, about 40 s; CI runs it
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT_LITTER = re.compile(r"^(cells|results\.parquet|results\.csv|summary\.csv|sweep\.json|accuracy_vs_.*|"
@@ -193,7 +195,7 @@ def tiny_results(tmp_path_factory, tiny_ckpts, tiny_tsv):
     """A finished tiny sweep folder (σ = 0.01, 2 programmings), written by the CLI."""
     out = tmp_path_factory.mktemp("tiny-results") / "res"
     code, output = run_main(["sweep", "--ckpt", tiny_ckpts["grasp-w"], "--data", tiny_tsv, "--sigma", "0.01",
-                             "--seeds", "2", "--out", str(out)], timeout=120)
+                             "--programs", "2", "--out", str(out)], timeout=120)
     assert code == 0, output
     return str(out)
 
@@ -272,6 +274,7 @@ def test_battery_size():
     assert len(ids) >= 120 and len(set(ids)) == len(ids)
 
 
+@pytest.mark.slow
 def test_console_script_error_is_one_line(tmp_path):
     """The installed `noisesim` console script in a real process (warnings and logging not captured by pytest):
     a bad σ is one `error:` line, exit 2, and nothing is written."""
@@ -288,7 +291,7 @@ def test_console_script_error_is_one_line(tmp_path):
 
 
 def sweep_argv(env, *extra, out="res"):
-    return ["sweep", "--ckpt", env.ckpts["grasp-w"], "--data", env.tsv, "--seeds", "2", *extra,
+    return ["sweep", "--ckpt", env.ckpts["grasp-w"], "--data", env.tsv, "--programs", "2", *extra,
             "--out", str(env.work / out)]
 
 
@@ -342,7 +345,7 @@ def realization_columns(frame):
 ])
 def test_duplicate_axis_values_never_count_as_realizations(world, extra, notice):
     """Duplicates are refused (exit 2, nothing written) or removed with a notice: then every row is a distinct
-    realization and each summary count is the number of distinct realizations (--seeds 2: at most 2)."""
+    realization and each summary count is the number of distinct realizations (--programs 2: at most 2)."""
     out = world.work / "res"
     before = snapshot(world.root)
     code, output = run_main(sweep_argv(world, *extra(world)), 120)
@@ -360,7 +363,7 @@ def test_duplicate_axis_values_never_count_as_realizations(world, extra, notice)
 def test_summary_count_equals_distinct_realizations(world):
     """chips × programmings × reads realizations per noisy setting, one clean cell, sd_read undefined for
     one read, and the 95 % interval from Student's t (not z = 1.96)."""
-    run_ok(sweep_argv(world, "--sigma", "0.05,0.2", "--chips", "2", "--seeds", "3"))
+    run_ok(sweep_argv(world, "--sigma", "0.05,0.2", "--chips", "2", "--programs", "3"))
     frame = pd.read_parquet(world.work / "res" / "results.parquet")
     summary = pd.read_csv(world.work / "res" / "summary.csv")
     assert len(frame) == 1 + 2 * 2 * 3 and frame["key"].is_unique
@@ -401,7 +404,7 @@ def test_checkpoint_plot_and_report_files_get_normal_modes(world, tiny_results):
     try:
         run_ok([a.format(**world.vars) for a in hc.train("--out", "./ck-new")])
         res = world.copy_results()
-        run_ok(["plot", str(res), "--out", str(world.work / "fig")])
+        run_ok(["plot", str(res), "--out", str(world.work / "fig"), "--format", "png,svg"])
         run_ok(["report", str(res), "--out", str(world.work / "r.md")])
     finally:
         os.umask(old)
@@ -498,7 +501,7 @@ def test_shadowing_a_shipped_checkpoint_is_reported(world):
     """A user checkpoint named sst2-grasp is refused or named on use."""
     world.copy_ckpt("grasp-w", world.store / "sst2-grasp")
     before = snapshot(world.root)
-    code, output = run_main(["sweep", "--ckpt", "sst2-grasp", "--data", world.tsv, "--sigma", "0.01", "--seeds", "1",
+    code, output = run_main(["sweep", "--ckpt", "sst2-grasp", "--data", world.tsv, "--sigma", "0.01", "--programs", "1",
                              "--out", str(world.work / "res")], 180)
     if not refused_or(code, output, before, snapshot(world.root)):
         assert re.search(r"shadow|user store|instead of|overrid", words(output), re.I), output[-2000:]
@@ -513,7 +516,7 @@ def test_stray_files_in_a_results_folder_are_left_alone(world):
     (res / "cells" / "junk.json").write_text("{not json")
     for argv in (["report", str(res)], ["plot", str(res), "--out", str(world.work / "fig")],
                  ["sweep", "--ckpt", world.ckpts["grasp-w"], "--data", world.tsv, "--sigma", "0.01",
-                  "--seeds", "2", "--out", str(res)]):
+                  "--programs", "2", "--out", str(res)]):
         before = snapshot(world.root)
         code, output = run_main(argv, 120)
         refused_or(code, output, before, snapshot(world.root))
@@ -541,7 +544,7 @@ def test_two_sweeps_into_one_folder(tmp_path, tiny_ckpts, tiny_tsv, tiny_results
     sigmas = ("0.01,0.02,0.03", "0.04,0.05,0.06")
     ctx = multiprocessing.get_context("fork")
     procs = [ctx.Process(target=_sweep_in_child, args=(["sweep", "--ckpt", tiny_ckpts["grasp-w"], "--data", tiny_tsv,
-                                                        "--sigma", s, "--seeds", "3", "--out", str(out)],
+                                                        "--sigma", s, "--programs", "3", "--out", str(out)],
                                                        str(tmp_path / f"log{i}"))) for i, s in enumerate(sigmas)]
     for proc in procs:
         proc.start()

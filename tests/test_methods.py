@@ -4,7 +4,7 @@ import torch
 from noisesim.configs import MethodConfig
 from noisesim.data import EvalBatches, collate
 from noisesim.errors import UserError
-from noisesim.methods import METHODS, adapters_of, inject, remove
+from noisesim.methods import METHODS, adapters_of, inject, remove, set_training_noise
 from noisesim.methods.grouping import group_index, group_sizes
 from noisesim.models import tiny_backbone
 
@@ -52,26 +52,139 @@ def test_identity_at_init(family, method, layers):
     torch.testing.assert_close(out, ref, rtol=0, atol=1e-6)
 
 
+VARIANTS = {  # config → the per-layer names its layers declare and a checkpoint stores
+    "grasp": (dict(method="grasp"), ("gamma", "beta", "group")),
+    "grasp-no-scale": (dict(method="grasp", scale=False), ("beta", "group")),
+    "grasp-no-shift": (dict(method="grasp", shift=False), ("gamma", "group")),
+    "grasp-w": (dict(method="grasp-w"), ("mu", "group")),
+    "grasp-w-shared": (dict(method="grasp-w", rows="shared"), ("mu", "group")),
+    "stochgrasp": (dict(method="stochgrasp"), ("mu", "sigma_raw", "group")),
+    "stochgrasp-local": (dict(method="stochgrasp", noise_path="local"), ("mu", "sigma_raw", "group")),
+}
+
+
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("method", list(METHODS))
-def test_only_adapter_and_head_get_gradients(family, method):
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_only_declared_parameters_and_head_get_gradients(family, variant):
+    options, names = VARIANTS[variant]
     bb = tiny_backbone(family, seed=2)
-    inject(bb, MethodConfig(method=method, k=4))
+    adapters = inject(bb, MethodConfig(k=4, **options))
     bb.model.train()
-    for a in adapters_of(bb.model).values():
-        a.noise_generator = torch.Generator().manual_seed(0)
+    set_training_noise(bb.model, torch.Generator().manual_seed(0))
     inputs = batch(bb)
     loss = torch.nn.functional.cross_entropy(bb.model(**inputs).logits, torch.tensor([1, 0, 1, 0, 0, 1]))
     loss.backward()
-    head = set(bb.head_parameters())
-    adapter_names = {"gamma", "beta", "mu", "sigma_raw"}
+    declared = {f"{n}.{p}" for n, a in adapters.items() for p in a.adapter_parameters()}
+    assert {p.rsplit(".", 1)[1] for p in declared} == set(names) - {"group"}
+    expected = declared | set(bb.head_parameters())
+    trainable = {name for name, p in bb.model.named_parameters() if p.requires_grad}
+    assert trainable == expected
     for name, p in bb.model.named_parameters():
-        is_trainable = name in head or name.rsplit(".", 1)[-1] in adapter_names
-        assert p.requires_grad == is_trainable, name
-        if is_trainable:
+        if name in expected:
             assert p.grad is not None and p.grad.abs().sum() > 0, name
         else:
             assert p.grad is None, name
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_saved_state_is_exactly_the_declared_names(variant):
+    from noisesim.methods import LAYERS, saved_names, trainable_state
+
+    options, names = VARIANTS[variant]
+    config = MethodConfig(k=4, **options)
+    bb = tiny_backbone("bert")
+    adapters = inject(bb, config)
+    assert saved_names(config) == names
+    assert set(LAYERS[config.method].saved_names()) >= set(names)
+    for a in adapters.values():
+        assert tuple(a.saved_state()) == names
+        assert set(a.noise_parameters()) == ({"sigma_raw"} if config.method == "stochgrasp" else set())
+    state = trainable_state(bb)
+    assert set(state) == {f"{n}.{key}" for n in adapters for key in names} | set(bb.head_parameters())
+    assert len(state) == len(adapters) * len(names) + 4
+
+
+def test_checkpoint_keys_come_from_the_layer_declarations():
+    from noisesim import checkpoints
+    from noisesim.methods import LAYERS
+
+    assert checkpoints.METHOD_KEYS == {"grasp": ("gamma", "beta", "group"), "grasp-w": ("mu", "group"),
+                                       "stochgrasp": ("mu", "sigma_raw", "group")}
+    assert checkpoints.METHOD_KEYS == {m: layer.saved_names() for m, layer in LAYERS.items()}
+    assert checkpoints.NOISE_KEYS == {"sigma_raw"}
+
+
+def test_undeclared_tensors_are_refused():
+    from noisesim.methods import GroupedWeightLinear
+
+    class Extra(GroupedWeightLinear):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.scale = torch.nn.Parameter(torch.ones(3))  # not in adapter_parameter_names
+
+    layer = Extra(torch.nn.Linear(8, 6), 3, torch.Generator().manual_seed(0))
+    with pytest.raises(TypeError, match=r"holds parameters \['mu', 'scale'\].*declares \['mu'\]"):
+        layer.check_declarations()
+    with pytest.raises(TypeError, match="noise_parameter_names must be among adapter_parameter_names"):
+        type("Bad", (GroupedWeightLinear,), {"noise_parameter_names": ("sigma_raw",)})
+
+
+def test_training_noise_generator_is_declared_and_seeded():
+    bb = tiny_backbone("bert")
+    adapters = inject(bb, MethodConfig(method="stochgrasp", k=4, sigma_init=0.05))
+    for a in adapters.values():
+        a.train()  # the adapters sample; the backbone's dropout stays off
+    inputs = batch(bb)
+    outs = []
+    for _ in range(2):
+        gen = torch.Generator().manual_seed(7)
+        set_training_noise(bb.model, gen)
+        assert all(a.noise_generator is gen for a in adapters.values())
+        with torch.no_grad():
+            outs.append(bb.model(**inputs).logits)
+    assert torch.equal(outs[0], outs[1])
+    with torch.no_grad():
+        assert not torch.equal(bb.model(**inputs).logits, outs[0])  # the stream moved on
+    a = next(iter(adapters.values()))
+    with pytest.raises(AttributeError):
+        a.noise_generator = torch.Generator()  # read-only: use_noise_generator is the protocol
+    with pytest.raises(TypeError, match="torch.Generator or None"):
+        a.use_noise_generator(7)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_program_and_unprogram(method):
+    bb = tiny_backbone("bert")
+    a = next(iter(inject(bb, MethodConfig(method=method, k=4, layers="ff2")).values()))
+    with torch.no_grad():
+        for p in a.adapter_parameters().values():
+            p.add_(torch.rand_like(p) * 0.1 + 0.05)
+    frozen = a.base.weight.data
+    data_ptr, parameter, before = frozen.data_ptr(), a.base.weight, frozen.clone()
+    target = a.programmed_weight()
+    x = torch.randn(3, a.in_features)
+    with torch.no_grad():
+        clean = a(x)
+        realized = target + 0.01 * torch.randn(target.shape, generator=torch.Generator().manual_seed(1))
+        assert not a.is_programmed
+        a.program(realized)
+        assert a.is_programmed and a.base.weight is parameter and a.base.weight.data_ptr() == realized.data_ptr()
+        torch.testing.assert_close(a.programmed_weight(), target, rtol=0, atol=0)  # still W + μ
+        if method == "grasp":  # the modulation stays digital, the weight is the device's
+            modulated = (x - a.beta[a.group]) / a.gamma[a.group]
+            torch.testing.assert_close(a(x), torch.nn.functional.linear(modulated, realized, a.base.bias))
+        else:  # the whole weight-space part comes from the programmed weight
+            torch.testing.assert_close(a(x), torch.nn.functional.linear(x, realized, a.base.bias))
+        assert not torch.equal(a(x), clean)
+        a.unprogram()
+        assert not a.is_programmed and a.base.weight is parameter
+        assert a.base.weight.data_ptr() == data_ptr and torch.equal(a.base.weight, before)
+        assert torch.equal(a(x), clean)
+        a.unprogram()  # a no-op when not programmed
+        assert a.base.weight.data_ptr() == data_ptr
+    with pytest.raises(ValueError, match="must match the layer's"):
+        a.program(realized[:-1])
+    assert not a.is_programmed
 
 
 def test_grasp_formula():
@@ -113,7 +226,7 @@ def test_stochgrasp_training_noise_distribution(noise_path):
         a.sigma_raw.uniform_(0.02, 0.1)
         a.mu.normal_(0, 0.05)
     a.train()
-    a.noise_generator = torch.Generator().manual_seed(0)
+    a.use_noise_generator(torch.Generator().manual_seed(0))
     x = torch.randn(1, a.in_features)
     with torch.no_grad():
         samples = torch.stack([a(x)[0] for _ in range(4000)])

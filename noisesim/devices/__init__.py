@@ -2,8 +2,13 @@
 
 A *profile* (YAML, ``devices/*.yaml``) maps each weight to a differential pair of conductances and
 lists noise components applied in order: ``gaussian``, ``programming``, ``device_to_device``,
-``read``, ``drift``, ``stuck_at``, ``levels`` (see ``components.py``). A realization is keyed by
-(chip, program, read) seeds, so device-to-device draws stay fixed across re-programmings of a chip.
+``read``, ``drift``, ``stuck_at``, ``levels``. A realization is keyed by (chip, program, read) seeds,
+so device-to-device draws stay fixed across re-programmings of a chip.
+
+Modules, bottom up: ``schema`` (shared field types, error wording), ``runtime`` (read noise redrawn while
+the model runs), ``components`` (each noise component next to its parameters; the ``COMPONENTS``
+registry; the seed ``Streams`` a component draws from), ``profile`` (a validated profile realizing one
+layer), ``library`` (built-in, shipped and user profiles by name).
 
 Profiles are read with ``noisesim.safeyaml`` (bounded size, UTF-8, no duplicate keys, bounded aliases);
 every number must be finite and in range, and a realization that turns a weight into inf or NaN is an
@@ -20,18 +25,18 @@ from __future__ import annotations
 
 import torch
 
-from noisesim.devices.components import COMPONENTS, DeviceArray, RuntimeRead
-from noisesim.devices.profile import (
-    Profile,
+from noisesim.devices.components import COMPONENTS, DeviceArray, Streams
+from noisesim.devices.library import (
     ProfileEntry,
-    Realization,
     builtin_profile,
     known_profiles,
     load_profile,
-    map_weight,
     profile_listing,
     shipped_profiles,
+    user_profiles,
 )
+from noisesim.devices.profile import Profile, Realization, map_weight
+from noisesim.devices.runtime import ReadNoiseHook, RuntimeRead
 from noisesim.devices.schema import format_time, parse_time
 from noisesim.errors import UserError
 from noisesim.seeds import generator
@@ -56,19 +61,20 @@ def to_seconds(t: str | float) -> float:
         raise UserError(str(exc)) from None
 
 
-def apply(profile: str | Profile, weight: torch.Tensor, t: str | float = 0.0, chip: int = 0, program: int = 0,
+def apply(profile: str | Profile, weight: torch.Tensor, *, t: str | float = 0.0, chip: int = 0, program: int = 0,
           read: int = 0, seed: int = 0, layer: str = "") -> torch.Tensor:
     """A noisy copy of ``weight`` as one read of chip ``chip``, programming ``program``, at time ``t``
     ("1s", "1h", "1d", "1y" or seconds) sees it. Read noise redrawn per pass or per MVM is included as
-    one weight-space draw. ``weight`` must be a floating-point tensor (TypeError otherwise)."""
-    out = load_profile(profile).realize(weight, to_seconds(t), chip, program, read, seed, layer)
-    if out.runtime_read is not None:
-        gen = generator(seed, "read", chip, program, read, layer, "runtime")
-        eps = torch.randn(out.weight.shape, generator=gen, dtype=out.weight.dtype)
-        out.weight.add_(eps.mul_(out.runtime_read.var.sqrt()))
-    return out.weight
+    one weight-space draw: the weight the sweep's first forward pass of layer ``layer`` uses.
+    ``weight`` must be a floating-point tensor (TypeError otherwise)."""
+    out = load_profile(profile).realize(weight, t=to_seconds(t), chip=chip, program=program, read=read, seed=seed,
+                                        layer=layer)
+    if out.runtime_read is None:
+        return out.weight
+    return out.runtime_read.sample(out.weight, generator(seed, "read", chip, program, read, layer, "runtime"),
+                                   out=out.weight)
 
 
-__all__ = ["COMPONENTS", "DeviceArray", "Profile", "ProfileEntry", "Realization", "RuntimeRead", "apply",
-           "builtin_profile", "format_time", "gaussian", "known_profiles", "load_profile", "map_weight", "parse_time",
-           "profile_listing", "shipped_profiles", "to_seconds"]
+__all__ = ["COMPONENTS", "DeviceArray", "Profile", "ProfileEntry", "ReadNoiseHook", "Realization", "RuntimeRead",
+           "Streams", "apply", "builtin_profile", "format_time", "gaussian", "known_profiles", "load_profile",
+           "map_weight", "parse_time", "profile_listing", "shipped_profiles", "to_seconds", "user_profiles"]

@@ -1,8 +1,8 @@
-"""Device state of one analog layer and the noise components that act on it.
+"""Device state of one analog layer, and the noise components that act on it, each next to its parameters.
 
 A layer's weights live on differential pairs: ``w = α·k·(G+ − G−)`` (µS; ``k`` = weight per µS from the
-mapping, ``α`` = a digital output scale, 1 unless drift compensation sets it). Each component reads
-and changes the pair in place, drawing from the seed stream of its *stage*:
+mapping, ``α`` = a digital output scale, 1 unless drift compensation sets it). Each component reads and
+changes the pair in place (``apply``), drawing from the seed streams it needs (``Streams``):
 
 - ``chip``: drawn once per chip, the same for every programming and read of it (device-to-device,
   stuck-at faults);
@@ -10,17 +10,57 @@ and changes the pair in place, drawing from the seed stream of its *stage*:
   exponents ν);
 - ``read``: drawn at each read (read noise, 1/f noise).
 
-Draws are per device: the G+ device first, then the G− device, from the component's own generator.
+A component's ``stage`` is the stream its draws mostly come from (a sweep varies that index for it). Draws
+are per device: the G+ device first, then the G− device. A component that can act in weight units (the
+paper's Gaussian) also has ``apply_to_weight``, which skips the conductance round trip.
+
+``COMPONENTS`` (key → class) is the one registry: a profile's ``noise`` items are checked with each class's
+``spec_class`` and built from the class.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
+from pydantic import Field, model_validator
 
-from noisesim.devices import schema
+from noisesim.devices.runtime import RuntimeRead
+from noisesim.devices.schema import Bounded, Clip, Conductance, Fraction, NonNeg, Seconds, Spec
+from noisesim.seeds import generator
+
+
+class Streams:
+    """The seed streams of one component (position ``index`` in the profile) of one layer's realization.
+
+    ``chip``, ``program`` and ``read`` are generators ``generator(seed, stage, *keys, layer, index)`` with keys
+    (chip,), (chip, program) and (chip, program, read), each created on first use and then continued.
+    """
+
+    def __init__(self, seed: int = 0, chip: int = 0, program: int = 0, read: int = 0, layer: str = "",
+                 index: int = 0):
+        self.seed, self.layer, self.index = seed, layer, index
+        self.keys = {"chip": (chip,), "program": (chip, program), "read": (chip, program, read)}
+        self.made: dict[str, torch.Generator] = {}
+
+    def __getitem__(self, stage: str) -> torch.Generator:
+        if stage not in self.made:
+            self.made[stage] = generator(self.seed, stage, *self.keys[stage], self.layer, self.index)
+        return self.made[stage]
+
+    @property
+    def chip(self) -> torch.Generator:
+        return self["chip"]
+
+    @property
+    def program(self) -> torch.Generator:
+        return self["program"]
+
+    @property
+    def read(self) -> torch.Generator:
+        return self["read"]
 
 
 @dataclass
@@ -45,22 +85,6 @@ class DeviceArray:
         return (self.g_pos - self.g_neg).mul_(self.k).mul_(self.alpha)
 
 
-@dataclass
-class RuntimeRead:
-    """Read noise redrawn at run time: per forward ``pass`` or per token ``mvm``.
-
-    ``var`` is the per-weight read-noise variance in weight units, either one value per output
-    (state-independent noise: shape (out, 1)) or one per weight (shape (out, in)).
-    """
-
-    per: str
-    var: torch.Tensor
-
-    @property
-    def per_output(self) -> bool:
-        return self.var.shape[-1] == 1
-
-
 def _randn(like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return torch.randn(like.shape, generator=gen, dtype=like.dtype).to(like.device)
 
@@ -70,21 +94,38 @@ def _rand(like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 class Component:
-    """One physical effect. ``stage`` picks the seed stream; ``apply`` changes the array in place."""
+    """One physical effect with its parameters ``spec`` (an instance of ``spec_class``)."""
 
-    key: str = ""
-    stage: str = "program"
+    key: ClassVar[str] = ""
+    stage: ClassVar[str] = "program"  # the stream a sweep varies for this component's draws
+    spec_class: ClassVar[type[Spec]] = Spec
+    depends_on_time: ClassVar[bool] = False
 
-    def __init__(self, spec: schema.Spec):
+    def __init__(self, spec: Spec):
         self.spec = spec
 
-    def apply(self, array: DeviceArray, gen: torch.Generator, t: float) -> None:
-        raise NotImplementedError
+    def apply(self, array: DeviceArray, streams: Streams, t: float) -> None:
+        """Change the conductances in place, ``t`` seconds after programming."""
+        raise NotImplementedError(f"{type(self).__name__} must define apply")
 
     @property
     def noiseless(self) -> bool:
         """True when the component cannot change any weight (e.g. σ = 0)."""
         return False
+
+    @property
+    def in_weight_units(self) -> bool:
+        """True when ``apply_to_weight`` gives the same weights as the conductance round trip."""
+        return False
+
+    def apply_to_weight(self, weight: torch.Tensor, streams: Streams) -> None:
+        """Change the weight itself in place (only where ``in_weight_units``)."""
+        raise TypeError(f"component {self.key!r} with these parameters does not act in weight units")
+
+
+class GaussianSpec(Spec):
+    sigma: NonNeg = 0.0
+    relative_to: Literal["weight", "g_max", "absmax", "value"] = "weight"
 
 
 class Gaussian(Component):
@@ -95,12 +136,13 @@ class Gaussian(Component):
     """
 
     key = "gaussian"
+    spec_class = GaussianSpec
 
-    def apply(self, array, gen, t):
+    def apply(self, array, streams, t):
         s = self.spec
         if s.sigma == 0:
             return
-        eps = _randn(array.g_pos, gen)
+        eps = _randn(array.g_pos, streams.program)
         if s.relative_to == "weight":
             array.g_pos.add_(eps.mul_(s.sigma / array.k))
         elif s.relative_to == "g_max":
@@ -114,6 +156,23 @@ class Gaussian(Component):
     def noiseless(self):
         return self.spec.sigma == 0
 
+    @property
+    def in_weight_units(self):
+        return self.spec.relative_to == "weight"
+
+    def apply_to_weight(self, weight, streams):
+        """w + σ·ε, the same ε as ``apply`` draws (drawn even at σ = 0, in the weight's dtype)."""
+        if not self.in_weight_units:
+            raise TypeError(f"gaussian relative_to {self.spec.relative_to!r} needs the conductances, not the weight")
+        eps = torch.randn(weight.shape, generator=streams.program, dtype=weight.dtype).to(weight.device)
+        weight.add_(eps, alpha=self.spec.sigma)
+
+
+class ProgrammingSpec(Spec):
+    coefficients: list[Bounded(-1e6, 1e6, " µS")] = Field(min_length=1, max_length=16)
+    reference_g_max: Conductance | None = None
+    scale: NonNeg = 1.0
+
 
 class Programming(Component):
     """State-dependent programming noise: G += σ(G)·ε, σ(G) = scale·Σ c_i (G/g_max)^i · g_max/reference_g_max.
@@ -123,6 +182,7 @@ class Programming(Component):
     """
 
     key = "programming"
+    spec_class = ProgrammingSpec
 
     def sigma(self, g: torch.Tensor, g_max: float) -> torch.Tensor:
         s = self.spec
@@ -132,13 +192,19 @@ class Programming(Component):
             poly.mul_(x).add_(c)
         return poly.mul_(s.scale * g_max / (s.reference_g_max or g_max)).clamp_(min=0)
 
-    def apply(self, array, gen, t):
+    def apply(self, array, streams, t):
         for g in array.devices:
-            g.add_(_randn(g, gen).mul_(self.sigma(g, array.g_max))).clamp_(min=0)
+            g.add_(_randn(g, streams.program).mul_(self.sigma(g, array.g_max))).clamp_(min=0)
 
     @property
     def noiseless(self):
         return self.spec.scale == 0
+
+
+class DeviceToDeviceSpec(Spec):
+    gain_std: NonNeg = 0.0
+    offset_std: NonNeg = 0.0
+    scale: NonNeg = 1.0
 
 
 class DeviceToDevice(Component):
@@ -146,17 +212,25 @@ class DeviceToDevice(Component):
 
     key = "device_to_device"
     stage = "chip"
+    spec_class = DeviceToDeviceSpec
 
-    def apply(self, array, gen, t):
+    def apply(self, array, streams, t):
         s = self.spec
         for g in array.devices:
-            gain = _randn(g, gen).mul_(s.gain_std * s.scale).add_(1)
-            offset = _randn(g, gen).mul_(s.offset_std * s.scale * array.g_max)
+            gain = _randn(g, streams.chip).mul_(s.gain_std * s.scale).add_(1)
+            offset = _randn(g, streams.chip).mul_(s.offset_std * s.scale * array.g_max)
             g.mul_(gain).add_(offset).clamp_(min=0)
 
     @property
     def noiseless(self):
         return self.spec.scale == 0 or (self.spec.gain_std == 0 and self.spec.offset_std == 0)
+
+
+class ReadSpec(Spec):
+    sigma: NonNeg = 0.0
+    relative_to: Literal["g_max", "value"] = "g_max"
+    per: Literal["evaluation", "pass", "mvm"] = "evaluation"
+    scale: NonNeg = 1.0
 
 
 class Read(Component):
@@ -165,56 +239,100 @@ class Read(Component):
     ``per: evaluation`` draws one read held for the evaluation pass (read seed stream); ``pass``
     redraws it on every forward pass; ``mvm`` on every matrix-vector product, i.e. per token, using
     the output-space equivalent y_j += ε·sqrt(Σ_i x_i² σ_ij²) (exact in distribution for independent
-    Gaussian per-weight noise) instead of a noise matrix per token.
+    Gaussian per-weight noise) instead of a noise matrix per token. Both leave a ``RuntimeRead`` (the
+    per-weight variance) on the array, drawn at run time (``runtime.py``).
     """
 
     key = "read"
     stage = "read"
+    spec_class = ReadSpec
 
     def device_sigma(self, g: torch.Tensor, g_max: float) -> torch.Tensor | float:
         s = self.spec
         return s.sigma * s.scale * (g_max if s.relative_to == "g_max" else g.abs())
 
-    def apply(self, array, gen, t):
+    def apply(self, array, streams, t):
         if self.noiseless:
             return
         if self.spec.per == "evaluation":
             for g in array.devices:
-                g.add_(_randn(g, gen).mul_(self.device_sigma(g, array.g_max))).clamp_(min=0)
+                g.add_(_randn(g, streams.read).mul_(self.device_sigma(g, array.g_max))).clamp_(min=0)
             return
         k2 = array.k.square()
         if self.spec.relative_to == "g_max":  # the same σ for every device of an output: keep (out, 1)
             var = (2 * (self.spec.sigma * self.spec.scale * array.g_max) ** 2) * k2.expand(array.g_pos.shape[0], 1)
         else:
             var = sum(self.device_sigma(g, array.g_max).square() for g in array.devices) * k2
-        array.runtime_read = RuntimeRead(self.spec.per, var.contiguous())  # drawn by the sweep's read hook
+        array.runtime_read = RuntimeRead(self.spec.per, var.contiguous())
 
     @property
     def noiseless(self):
         return self.spec.sigma == 0 or self.spec.scale == 0
 
 
-def log_fit(fit: schema.LogFit, x: torch.Tensor) -> torch.Tensor:
-    return (torch.log(x) * fit.a + fit.b).clamp_(min=fit.min, max=fit.max)
+class LogFit(Spec):
+    """clip(a·ln(g/g_max) + b, min, max)."""
+
+    a: Bounded(-1e3, 1e3)
+    b: Bounded(-1e3, 1e3)
+    min: Clip = -math.inf
+    max: Clip = math.inf
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (torch.log(x) * self.a + self.b).clamp_(min=self.min, max=self.max)
+
+
+class FlickerSpec(Spec):
+    """1/f read noise: σ/|g| = clip(q / max((g/g_max)^exponent, g_floor), q_max)·sqrt(ln((t+t_read)/(2 t_read)))."""
+
+    q: NonNeg = 0.0088
+    exponent: Bounded(-10.0, 10.0) = 0.65
+    q_max: NonNeg = 0.2
+    g_floor: Bounded(1e-12, 1.0) = 1e-3
+    t_read: Seconds = 250e-9
+    scale: NonNeg = 1.0
+
+
+class DriftSpec(Spec):
+    t0: Seconds = 20.0
+    nu_mean: LogFit = LogFit(a=-0.0155, b=0.0244, min=0.049, max=0.1)
+    nu_std: LogFit = LogFit(a=-0.0125, b=-0.0059, min=0.008, max=0.045)
+    scale: NonNeg = 1.0
+    read_noise: FlickerSpec | None = None
+    compensation: Literal["none", "global"] = "none"
+
+    @model_validator(mode="after")
+    def _read_time(self):
+        if self.read_noise is not None and self.read_noise.t_read > self.t0:
+            raise ValueError(f"read_noise.t_read ({self.read_noise.t_read:g} s) must not exceed t0"
+                             f" ({self.t0:g} s): the 1/f noise model needs t_read ≤ t0")
+        return self
 
 
 class Drift(Component):
     """PCM conductance drift G(t) = G_prog·((t + t0)/t0)^(−ν) with ν = |N(μ_ν(x), σ_ν(x))| per device.
 
     x = G_target/g_max; μ_ν and σ_ν are clipped log fits (IBM PCM: Nandakumar et al. 2019). ν is drawn
-    at programming and kept for all t. ``read_noise`` adds accumulated 1/f noise
-    σ = |G(t)|·Q_s·sqrt(ln((t + t0 + t_read)/(2·t_read))) drawn per read. ``compensation: global``
-    sets one output scale α per layer so that the mean |output| over one-hot reference inputs (i.e. the
-    mean |w|) equals its value right after programming, as an accelerator's drift calibration does.
+    at programming (program stream) and kept for all t. ``read_noise`` adds accumulated 1/f noise
+    σ = |G(t)|·Q_s·sqrt(ln((t + t0 + t_read)/(2·t_read))) drawn per read (read stream). ``compensation:
+    global`` sets one output scale α per layer so that the mean |output| over one-hot reference inputs
+    (i.e. the mean |w|) equals its value right after programming, as an accelerator's drift calibration does.
     """
 
     key = "drift"
-    stage = "program"
+    spec_class = DriftSpec
+    depends_on_time = True
 
     def nu(self, target: torch.Tensor, g_max: float, gen: torch.Generator) -> torch.Tensor:
         s = self.spec
         x = (target / g_max).abs_().clamp_(min=1e-7)
-        mean, std = log_fit(s.nu_mean, x), log_fit(s.nu_std, x)
+        mean, std = s.nu_mean(x), s.nu_std(x)
         return _randn(target, gen).mul_(std).add_(mean).abs_().mul_(s.scale)
 
     def factor(self, nu: torch.Tensor, t: float) -> torch.Tensor:
@@ -227,19 +345,30 @@ class Drift(Component):
         q = (f.q / ((g_prog.abs() / g_max) ** f.exponent).clamp_(min=f.g_floor)).clamp_(max=f.q_max)
         return q.mul_(f.scale * math.sqrt(math.log((t + self.spec.t0 + f.t_read) / (2 * f.t_read))))
 
-    def apply(self, array, gen, t, read_gen: torch.Generator | None = None):
+    def apply(self, array, streams, t):
         before = array.weight().abs().mean() if self.spec.compensation == "global" else None
         for g, target in zip(array.devices, (array.target_pos, array.target_neg), strict=True):
-            nu = self.nu(target, array.g_max, gen)  # drawn before the time-dependent part: same ν at every t
+            nu = self.nu(target, array.g_max, streams.program)  # drawn before the t-dependent part: same ν at all t
             g_prog = g.clone() if self.spec.read_noise is not None else None
             if t > 0:
                 g.mul_(self.factor(nu, t))
             if g_prog is not None:
-                g.add_(_randn(g, read_gen).mul_(g.abs()).mul_(self.flicker_sigma(g_prog, array.g_max, t)))
+                g.add_(_randn(g, streams.read).mul_(g.abs()).mul_(self.flicker_sigma(g_prog, array.g_max, t)))
             g.clamp_(min=0)
         if before is not None:
             after = array.weight().abs().mean()
             array.alpha *= float(before.clamp(min=1e-12) / after.clamp(min=1e-12))
+
+
+class StuckAtSpec(Spec):
+    at_g_min: Fraction = 0.0
+    at_g_max: Fraction = 0.0
+
+    @model_validator(mode="after")
+    def _total(self):
+        if self.at_g_min + self.at_g_max > 1:
+            raise ValueError(f"at_g_min + at_g_max = {self.at_g_min + self.at_g_max} exceeds 1")
+        return self
 
 
 class StuckAt(Component):
@@ -248,11 +377,12 @@ class StuckAt(Component):
 
     key = "stuck_at"
     stage = "chip"
+    spec_class = StuckAtSpec
 
-    def apply(self, array, gen, t):
+    def apply(self, array, streams, t):
         s = self.spec
         for g in array.devices:
-            u = _rand(g, gen)
+            u = _rand(g, streams.chip)
             g[u < s.at_g_min] = array.g_min
             g[(u >= s.at_g_min) & (u < s.at_g_min + s.at_g_max)] = array.g_max
 
@@ -261,12 +391,17 @@ class StuckAt(Component):
         return self.spec.at_g_min == 0 and self.spec.at_g_max == 0
 
 
+class LevelsSpec(Spec):
+    n: int = Field(ge=2, le=1_000_000)
+
+
 class Levels(Component):
     """Finite programming resolution: G is rounded to the nearest of ``n`` levels evenly spaced on [g_min, g_max]."""
 
     key = "levels"
+    spec_class = LevelsSpec
 
-    def apply(self, array, gen, t):
+    def apply(self, array, streams, t):
         step = (array.g_max - array.g_min) / (self.spec.n - 1)
         for g in array.devices:
             g.clamp_(array.g_min, array.g_max).sub_(array.g_min).div_(step).round_().mul_(step).add_(array.g_min)
@@ -274,4 +409,3 @@ class Levels(Component):
 
 COMPONENTS: dict[str, type[Component]] = {c.key: c for c in (Gaussian, Programming, DeviceToDevice, Read, Drift,
                                                               StuckAt, Levels)}
-assert COMPONENTS.keys() == schema.SPECS.keys()

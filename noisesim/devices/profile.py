@@ -1,11 +1,5 @@
-"""Device profiles: loading by name or path, parameter overrides, and realizing one layer's weights.
-
-Names: the shipped profiles (``devices/*.yaml``) come first and cannot be shadowed. A user profile
-(``$NOISESIM_HOME/devices/NAME.yaml``) named like a shipped one is never used: asking for that name is an
-error that says to rename the file, and ``profiles list`` marks it. Any other file whose name (``name:``
-or file name) is a shipped one is refused too, so a row labelled ``pcm`` or ``ideal`` is always the
-shipped profile (with the ``--set`` values of its row).
-"""
+"""What a device profile is and does: its validated form (``ProfileSpec``), parameter overrides, and realizing
+one layer's weights. Where profiles come from (shipped, built in, user files) is ``library.py``."""
 
 from __future__ import annotations
 
@@ -13,88 +7,81 @@ import copy
 import difflib
 import hashlib
 import math
-import os
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
+from pydantic import Field, ValidationError, model_validator
 
-from noisesim.devices import schema
-from noisesim.devices.components import COMPONENTS, Component, DeviceArray, Drift, RuntimeRead
+from noisesim.devices.components import COMPONENTS, Component, DeviceArray, Streams
+from noisesim.devices.runtime import RuntimeRead
+from noisesim.devices.schema import Mapping, PathError, Spec, describe
 from noisesim.errors import UserError
-from noisesim.safeyaml import load_yaml
-from noisesim.seeds import generator
-
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-def bundled_profiles() -> Path:
-    """The profiles shipped with noisesim (the repository's ``devices/`` folder)."""
-    return Path(str(resources.files("noisesim").joinpath("devices", "profiles")))
+class ProfileSpec(Spec):
+    """A profile file::
+
+        name: pcm                      # optional; defaults to the file name
+        description: ...               # free text (source, units)
+        mapping: {g_max: 25.0, g_min: 0.0, scale: column, clip_sigma: null}
+        noise:                         # applied in this order; a component's parameters: its spec_class
+          - programming: {coefficients: [0.26348, 1.965, -1.1731], reference_g_max: 25.0}
+          - drift: {t0: 20s, compensation: global}
+    """
+
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+                             description="letters, digits, '.', '_', '-'; at most 64 characters")
+    description: str = Field("", max_length=10_000)
+    mapping: Mapping = Mapping()
+    noise: list[tuple[str, Spec]] = Field(default_factory=list, max_length=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _components(cls, data: Any):
+        """Each ``noise`` item is a one-key mapping {component: parameters}, checked by the component's spec."""
+        if not isinstance(data, dict) or not isinstance(data.get("noise", []), list):
+            return data
+        items = []
+        for i, item in enumerate(data.get("noise") or []):
+            if not isinstance(item, dict) or len(item) != 1:
+                raise PathError(f"noise[{i}]", f"must be a one-key mapping like '- drift: {{...}}'"
+                                f" (components: {', '.join(COMPONENTS)})")
+            (kind, params), = item.items()
+            if kind not in COMPONENTS:
+                hint = difflib.get_close_matches(str(kind), COMPONENTS, n=1)
+                raise PathError(f"noise[{i}]", f"unknown component {kind!r}" + (f" (did you mean {hint[0]!r}?)"
+                                if hint else "") + f"; allowed: {', '.join(COMPONENTS)}")
+            spec = COMPONENTS[kind].spec_class
+            try:
+                items.append((kind, spec.model_validate(params if params is not None else {})))
+            except ValidationError as exc:
+                raise PathError(f"noise[{i}].{kind}", exc, spec) from None
+        later = [k for k, s in items[:-1] if k == "read" and s.per != "evaluation"]
+        if later:
+            raise PathError("noise", "a read component with per: pass or per: mvm acts at run time and must"
+                            " be the last component")
+        return {**data, "noise": items}
 
 
-def user_profiles() -> Path:
-    return Path(os.environ.get("NOISESIM_HOME") or Path.home() / ".noisesim") / "devices"
-
-
-def _files(folder: Path) -> dict[str, Path]:
+def validate(data: Any, source: str) -> ProfileSpec:
+    """A checked profile, or UserError '<source>: <field path>: <problem>'."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a profile must be a YAML mapping with keys {', '.join(ProfileSpec.model_fields)}")
     try:
-        return {p.stem: p for p in sorted(folder.glob("*.yaml")) if p.is_file()} if folder.is_dir() else {}
-    except OSError:
-        return {}
-
-
-def shipped_profiles() -> dict[str, Path]:
-    """Name → file of the profiles shipped with noisesim."""
-    return _files(bundled_profiles())
-
-
-def known_profiles() -> dict[str, Path]:
-    """Name → file of every profile usable by name: the shipped ones, then user ones that shadow none."""
-    shipped = shipped_profiles()
-    return {**shipped, **{n: p for n, p in _files(user_profiles()).items() if n not in shipped}}
-
-
-@dataclass
-class ProfileEntry:
-    """One line of ``noisesim profiles list``: a usable profile, or a file with its one-line problem."""
-
-    name: str
-    path: Path
-    origin: str  # "shipped" | "user"
-    profile: Profile | None = None
-    problem: str | None = None
-
-
-def profile_listing() -> list[ProfileEntry]:
-    """Every shipped and user profile file; an invalid or shadowing user file is listed with its problem
-    instead of breaking the listing."""
-    shipped = shipped_profiles()
-    entries = [ProfileEntry(n, p, "shipped") for n, p in shipped.items()]
-    entries += [ProfileEntry(n, p, "user") for n, p in _files(user_profiles()).items()]
-    for entry in entries:
-        if entry.origin == "user" and entry.name in shipped:
-            entry.problem = (f"has the name of a shipped profile, so --profile {entry.name} is refused until you"
-                             f" rename this file (e.g. {entry.name}-custom.yaml)")
-            continue
-        try:
-            entry.profile = (_from_file(entry.path, entry.name) if entry.origin == "shipped"
-                             else _user_profile(entry.name, entry.path))
-        except UserError as exc:
-            entry.problem = str(exc).removeprefix(f"{entry.path}: ")
-    return entries
-
-
-def builtin_profile(name: str) -> Profile:
-    """A shipped profile, never a user file (e.g. the ``ideal`` clean reference, the ``gaussian`` protocol)."""
-    shipped = shipped_profiles()
-    if name not in shipped:
-        raise UserError(f"no shipped profile {name!r}; shipped: {', '.join(shipped)}")
-    return _from_file(shipped[name], name)
+        return ProfileSpec.model_validate(data)
+    except PathError as exc:
+        raise UserError(f"{source}: {exc}") from None
+    except ValidationError as exc:
+        errors = exc.errors()
+        inner = errors[0].get("ctx", {}).get("error")
+        if isinstance(inner, PathError):
+            raise UserError(f"{source}: {inner}") from None
+        path, msg = describe(exc, ProfileSpec)
+        raise UserError(f"{source}: {path}: {msg}") from None
 
 
 @dataclass
@@ -112,7 +99,7 @@ class Profile:
         self.data = _plain(copy.deepcopy(data))
         self.source = str(source)
         self.path: Path | None = None  # the file it was read from, if any
-        self.spec = schema.validate(self.data, self.source)
+        self.spec = validate(self.data, self.source)
         self.name = name or self.spec.name or Path(self.source).stem
         self.components: list[Component] = [COMPONENTS[kind](spec) for kind, spec in self.spec.noise]
         if self.name == "ideal" and not self.noiseless:
@@ -134,13 +121,13 @@ class Profile:
 
     @property
     def weight_space(self) -> bool:
-        """True when every component is additive Gaussian noise in weight units (no conductances needed)."""
-        return self.spec.mapping.clip_sigma is None and all(
-            c.key == "gaussian" and c.spec.relative_to == "weight" for c in self.components)
+        """True when every component acts in weight units (no conductances needed: the paper's protocol)."""
+        return self.spec.mapping.clip_sigma is None and all(c.in_weight_units for c in self.components)
 
     @property
     def has_drift(self) -> bool:
-        return any(isinstance(c, Drift) for c in self.components)
+        """True when the weights depend on the time since programming."""
+        return any(c.depends_on_time for c in self.components)
 
     def with_values(self, values: dict[str, Any]) -> Profile:
         """A copy with parameters set, e.g. {'programming.scale': 2, 'drift.compensation': 'global'}.
@@ -170,11 +157,11 @@ class Profile:
         return Profile(data, f"{self.source} with --set {', '.join(f'{k}={v}' for k, v in values.items())}",
                        name=self.name)
 
-    def realize(self, weight: torch.Tensor, t: float = 0.0, chip: int = 0, program: int = 0, read: int = 0,
+    def realize(self, weight: torch.Tensor, *, t: float = 0.0, chip: int = 0, program: int = 0, read: int = 0,
                 seed: int = 0, layer: str = "") -> Realization:
         """The weight one chip realizes for ``weight`` after programming ``program`` and read ``read`` at
-        time ``t`` (s). Streams: chip (seed, chip, layer, i), program (+ program), read (+ program, read),
-        with i the component's position, so re-programming a chip keeps its device-to-device draws.
+        time ``t`` (s). Component i of layer ``layer`` draws from ``Streams(seed, chip, program, read, layer, i)``,
+        so re-programming a chip keeps its device-to-device draws.
 
         ``weight`` must be a floating-point tensor (TypeError otherwise: integer weights would round the
         noise away) with finite values; a component that makes a weight inf or NaN is a UserError naming it.
@@ -182,18 +169,18 @@ class Profile:
         _check_weight(weight)
         _check_indices(chip, program, read, seed, layer)
         t = _check_time(t)
-        out = self._realize(weight, t, chip, program, read, seed, layer)
+        keys = {"seed": seed, "chip": chip, "program": program, "read": read, "layer": layer}
+        out = self._realize(weight, t, keys)
         # fast check: a sum is finite only if every term is; on a non-finite sum the draws are replayed
         # (same seeds, same numbers) with a check after every stage, to name what made the weight inf or NaN
         total = out.weight.sum() + (out.runtime_read.var.sum() if out.runtime_read is not None else 0)
         if not bool(torch.isfinite(total)):
             flags: list = []
-            self._realize(weight, t, chip, program, read, seed, layer, flags)
+            self._realize(weight, t, keys, flags)
             self._raise_if_not_finite(flags, layer)
         return out
 
-    def _realize(self, weight: torch.Tensor, t: float, chip: int, program: int, read: int, seed: int, layer: str,
-                 finite: list | None = None) -> Realization:
+    def _realize(self, weight: torch.Tensor, t: float, keys: dict, finite: list | None = None) -> Realization:
         """``realize`` without checks; with ``finite``, a flag per stage: input, each component, mapped back."""
         if finite is not None:
             finite.append(torch.isfinite(weight).all())
@@ -202,19 +189,13 @@ class Profile:
         if self.weight_space:  # the paper's protocol: w + σ·ε directly (same ε as through the mapping)
             out = weight.detach().clone()
             for i, comp in enumerate(self.components):
-                gen = generator(seed, comp.stage, chip, program, layer, i)
-                out.add_(torch.randn(out.shape, generator=gen, dtype=out.dtype).to(out.device), alpha=comp.spec.sigma)
+                comp.apply_to_weight(out, Streams(**keys, index=i))
                 if finite is not None:
                     finite.append(torch.isfinite(out).all())
             return Realization(out)
         array = map_weight(weight, self.spec.mapping)
         for i, comp in enumerate(self.components):
-            keys = {"chip": (chip,), "program": (chip, program), "read": (chip, program, read)}[comp.stage]
-            gen = generator(seed, comp.stage, *keys, layer, i)
-            if isinstance(comp, Drift):
-                comp.apply(array, gen, t, read_gen=generator(seed, "read", chip, program, read, layer, i))
-            else:
-                comp.apply(array, gen, t)
+            comp.apply(array, Streams(**keys, index=i), t)
             if finite is not None:
                 flag = torch.isfinite(array.g_pos).all() & torch.isfinite(array.g_neg).all()
                 if array.runtime_read is not None:
@@ -314,7 +295,7 @@ def _component_params(data: dict, head: str, name: str, path: str) -> dict:
     return params
 
 
-def map_weight(weight: torch.Tensor, mapping: schema.Mapping) -> DeviceArray:
+def map_weight(weight: torch.Tensor, mapping: Mapping) -> DeviceArray:
     """Weight (out, in) → differential pair: the positive part on G+, the negative part on G−, each
     g_min + |w|/k with k = abs-max/(g_max − g_min) per tensor or per output column (optionally after
     clipping w to ±clip_sigma·std)."""
@@ -330,66 +311,3 @@ def map_weight(weight: torch.Tensor, mapping: schema.Mapping) -> DeviceArray:
     g_pos = w.clamp(min=0).div_(k).add_(mapping.g_min)
     g_neg = (-w).clamp_(min=0).div_(k).add_(mapping.g_min)
     return DeviceArray(g_pos, g_neg, k, mapping.g_max, mapping.g_min, g_pos.clone(), g_neg.clone())
-
-
-def _from_file(path: Path, name: str | None = None) -> Profile:
-    prof = Profile(load_yaml(path, "profile"), str(path), name=name)
-    prof.path = Path(path)
-    return prof
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve()
-    except OSError:
-        return False
-
-
-def _user_profile(name: str, path: Path) -> Profile:
-    """A profile of the user folder, by its file name (which its ``name:`` field, if any, must equal)."""
-    if not NAME.fullmatch(name):
-        raise UserError(f"{path}: profile name {name!r} must be letters, digits, '.', '_' or '-' (at most 64);"
-                        " rename the file")
-    prof = _from_file(path, name)
-    if prof.spec.name is not None and prof.spec.name != name:
-        raise UserError(f"{path}: its name: field {prof.spec.name!r} differs from the file name; make them equal"
-                        " (or remove name:)")
-    return prof
-
-
-def load_profile(name_or_path: str | Path | Profile) -> Profile:
-    """A profile from a shipped or user profile name (``pcm``) or a YAML file path.
-
-    A name that is both shipped and in the user folder is refused (rename the user file); a file whose
-    name is a shipped profile's is refused unless it is that shipped file.
-    """
-    if isinstance(name_or_path, Profile):
-        return name_or_path
-    if not isinstance(name_or_path, str | Path):
-        raise TypeError(f"profile must be a name, a path or a Profile, not {type(name_or_path).__name__}")
-    text = str(name_or_path)
-    path = Path(text)
-    shipped = shipped_profiles()
-    if path.suffix in (".yaml", ".yml") or ("/" in text or os.sep in text) or path.is_file():
-        if not path.is_file():
-            raise UserError(f"profile file {text} not found")
-        prof = _from_file(path)
-        if prof.name in shipped and not _same_file(path, shipped[prof.name]):
-            raise UserError(f"{text}: its name {prof.name!r} is a shipped profile's; rename it (the name: field or"
-                            " the file name) so its results are not mistaken for the shipped one")
-        if not NAME.fullmatch(prof.name):
-            raise UserError(f"{text}: profile name {prof.name!r} must be letters, digits, '.', '_' or '-' (at most 64);"
-                            " rename the file or set name:")
-        return prof
-    user = _files(user_profiles())
-    if text in shipped:
-        if text in user:
-            raise UserError(f"profile {text!r} is shipped with noisesim, and {user[text]} has the same name; rename"
-                            f" that file (e.g. {text}-custom.yaml) to use it, or remove it to use the shipped one")
-        return _from_file(shipped[text], text)
-    if text in user:
-        return _user_profile(text, user[text])
-    known = known_profiles()
-    hint = difflib.get_close_matches(text, known, n=1)
-    raise UserError(f"unknown device profile {text!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                    + f"; known: {', '.join(known)} (or give a .yaml path)")

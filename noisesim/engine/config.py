@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from noisesim.devices import parse_time
 from noisesim.errors import UserError
+from noisesim.units import parse_time
 
 DEFAULT_SIGMAS = [0.01, 0.02, 0.05]
 MAX_SIGMA = 100.0  # weight units; MiniLM's weights are of order 0.05
@@ -24,6 +24,7 @@ MAX_REALIZATIONS = 100_000  # chips, programmings or reads per setting
 MAX_TIME = 1000 * 365 * 86400.0  # seconds: a thousand years
 _NOTICES: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("sweep_notices", default=None)
 FLAGS = {"set": "--set", "ckpt": "--ckpt", "profile": "--profile", "data": "--data", "time": "--time"}
+ALIASES = {"seeds": "programs"}  # old name → option (the CLI keeps --seeds as an alias of --programs)
 
 
 def flag(name: str) -> str:
@@ -138,6 +139,18 @@ def parse_sets(items: Any) -> dict[str, list[Any]]:
     return out
 
 
+def with_aliases(options: dict, where: str = "") -> dict:
+    """Options with old names mapped to their option (``seeds`` → ``programs``); both given is an error."""
+    options = dict(options)
+    for old, new in ALIASES.items():
+        if old in options:
+            if new in options:
+                raise UserError(f"{where}{new} and {old} are both given ({old} is the old name of {new}:"
+                                f" give {new} only)")
+            options[new] = options.pop(old)
+    return options
+
+
 def _dedupe(values: list, what: str, notices: list[str]) -> list:
     """Keep the first of equal values (1 and 1.0 are equal); a notice names what was dropped."""
     kept: list = []
@@ -164,9 +177,11 @@ class SweepConfig(BaseModel):
     set: dict[str, list[Any]] = Field(default_factory=dict, description="sweep a profile parameter:"
                                       " COMPONENT.FIELD=V1,V2 (e.g. programming.scale=0.5,1,2; repeatable)")
     chips: int = Field(1, ge=1, le=MAX_REALIZATIONS, description="chips (device-to-device draws) per setting")
-    seeds: int = Field(3, ge=1, le=MAX_REALIZATIONS, description="programmings per chip (noise realizations)")
+    programs: int = Field(3, ge=1, le=MAX_REALIZATIONS, description="programmings per chip (noise realizations;"
+                          " Fig. 6's 'seeds')")
     reads: int = Field(1, ge=1, le=MAX_REALIZATIONS, description="reads per programming (read-noise draws)")
-    seed: int = Field(0, ge=0, le=2**62, description="base seed of the chip / program / read streams")
+    seed: int = Field(0, ge=0, le=2**62, description="base seed of the chip/program/read streams (not the number of"
+                      " programmings: that is --programs)")
     data: list[str] = Field(default_factory=lambda: ["sst2-dev"], description="sst2-dev, sst2-train, or a"
                             " TSV/CSV with sentence,label (repeatable: one axis value each)")
     twin: bool = Field(True, description="also sweep each StochGRASP checkpoint's deterministic twin")
@@ -197,7 +212,7 @@ class SweepConfig(BaseModel):
     def _parse(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             raise ValueError("a sweep is a mapping of options")
-        data = {k: v for k, v in data.items() if v is not None or k in ("sigma",)}
+        data = with_aliases({k: v for k, v in data.items() if v is not None or k in ("sigma",)})
         for key in ("ckpt", "profile", "data"):
             if isinstance(data.get(key), str | Path):
                 data[key] = [str(data[key])]
@@ -272,9 +287,7 @@ def describe(exc: ValidationError) -> str:
     loc = [str(p) for p in err["loc"]]
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        hint = difflib.get_close_matches(loc[0], SweepConfig.model_fields, n=1)
-        return (f"unknown sweep option {loc[0]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                + f"; allowed: {', '.join(SweepConfig.model_fields)}")
+        return f"unknown sweep option {loc[0]!r}" + suggest(loc[0])
     if not loc:
         return msg
     name = flag(loc[0]) + "".join(f"[{p}]" for p in loc[1:])
@@ -297,8 +310,13 @@ def load_sweep_config(path: str | Path) -> dict:
         raise UserError(f"--config {path}: must be a YAML mapping of sweep options"
                         f" ({', '.join(SweepConfig.model_fields)})")
     for key in config:
-        if key not in SweepConfig.model_fields:
-            hint = difflib.get_close_matches(str(key), SweepConfig.model_fields, n=1)
-            raise UserError(f"--config {path}: unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-                            + f"; allowed: {', '.join(SweepConfig.model_fields)}")
-    return config
+        if key not in SweepConfig.model_fields and key not in ALIASES:
+            raise UserError(f"--config {path}: unknown key {key!r}" + suggest(str(key)))
+    return with_aliases(config, f"--config {path}: ")
+
+
+def suggest(name: str) -> str:
+    """' (did you mean 'x'?); allowed: …' for an unknown sweep option."""
+    hint = difflib.get_close_matches(name, [*SweepConfig.model_fields, *ALIASES], n=1)
+    hint = ALIASES.get(hint[0], hint[0]) if hint else None
+    return (f" (did you mean {hint!r}?)" if hint else "") + f"; allowed: {', '.join(SweepConfig.model_fields)}"

@@ -93,19 +93,19 @@ def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: in
         backbone, batches = _backbone(ckpt, data, max_length, batch_size, expect=group[0].provenance)
         n = sum(len(labels) for labels in batches.labels)
         model = checkpoints.build(ckpt, backbone)
-        weights = ProgrammedWeights(adapters_of(model.model))
         profiles: dict[str, Profile] = {}  # validated once per profile content, not once per cell
         try:
-            for cell in group:
-                start = time.perf_counter()
-                sha = cell.provenance["profile_sha256"]
-                if sha not in profiles:
-                    profiles[sha] = cell.profile()
-                weights.realize(profiles[sha], cell.t, cell.chip, cell.program, cell.read, seed)
-                acc = accuracy(model.model, batches)
-                yield row_of(cell, ckpt, acc, n, seed, time.perf_counter() - start)
+            with ProgrammedWeights(adapters_of(model.model)) as weights:
+                for cell in group:
+                    start = time.perf_counter()
+                    sha = cell.provenance["profile_sha256"]
+                    if sha not in profiles:
+                        profiles[sha] = cell.profile()
+                    weights.realize(profiles[sha], t=cell.t, chip=cell.chip, program=cell.program, read=cell.read,
+                                    seed=seed)
+                    acc = accuracy(model.model, batches)
+                    yield row_of(cell, ckpt, acc, n, seed, time.perf_counter() - start)
         finally:
-            weights.restore()
             remove(model)
 
 
@@ -120,12 +120,9 @@ def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, seed: i
             "device": device_label()}
 
 
-def run_chunk(cells: list[Cell], max_length: int, batch_size: int, seed: int,
-              threads: int | None = None) -> list[dict]:
-    """A worker's task: evaluate a chunk of cells and return their rows."""
-    if threads:
-        torch.set_num_threads(threads)
-    return list(evaluate_cells(cells, max_length, batch_size, seed))
+def chunk_rows(cells: list[Cell], max_length: int, batch_size: int, seed: int) -> Iterator[dict]:
+    """A Ray task: evaluate a chunk of cells, streaming each row back as soon as it is done."""
+    yield from evaluate_cells(cells, max_length, batch_size, seed)
 
 
 def chunks(cells: list[Cell], size: int) -> list[list[Cell]]:
@@ -137,22 +134,57 @@ def chunks(cells: list[Cell], size: int) -> list[list[Cell]]:
     return out
 
 
+_ROWS = None  # in a local worker process: the queue each finished row is put on
+
+
+def _start_worker(rows, threads: int) -> None:
+    global _ROWS
+    _ROWS = rows
+    rows.cancel_join_thread()  # the parent takes every row before it shuts the pool down
+    torch.set_num_threads(threads)
+
+
+def _send_rows(cells: list[Cell], max_length: int, batch_size: int, seed: int) -> int:
+    """A local worker's task: evaluate a chunk of cells, putting each row on the queue as soon as it is done."""
+    count = 0
+    for row in evaluate_cells(cells, max_length, batch_size, seed):
+        _ROWS.put(row)
+        count += 1
+    return count
+
+
+def _next_row(rows, futures: list, poll: float = 0.2) -> dict:
+    """The next finished row from the workers; a worker's error once every row sent before it is taken."""
+    import queue
+
+    while True:
+        try:
+            return rows.get(timeout=poll)
+        except queue.Empty:
+            for future in futures:
+                if future.done() and not future.cancelled() and future.exception() is not None:
+                    future.result()  # raises the worker's error
+
+
 def run_local(cells: list[Cell], workers: int, on_row: Callable[[dict], None], **kw) -> None:
-    """``workers`` spawned processes, each with cores/workers torch threads."""
+    """``workers`` spawned processes, each with cores/workers torch threads; each takes chunks of cells that
+    share a checkpoint (its backbone stays loaded in the process) and sends every row as soon as it is done,
+    so ``on_row`` is called once per finished cell."""
     import concurrent.futures as cf
     import multiprocessing as mp
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     size = max(1, min(8, len(cells) // (2 * workers) or 1))
-    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(run_chunk, chunk, threads=threads, **kw) for chunk in chunks(cells, size)]
+    context = mp.get_context("spawn")
+    rows = context.Queue()
+    with cf.ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                initargs=(rows, threads)) as pool:
+        futures = [pool.submit(_send_rows, chunk, **kw) for chunk in chunks(cells, size)]
         try:
-            for future in cf.as_completed(futures):
-                for row in future.result():
-                    on_row(row)
+            for _ in range(len(cells)):
+                on_row(_next_row(rows, futures))
         except BaseException:
-            for future in futures:
-                future.cancel()
+            pool.shutdown(wait=False, cancel_futures=True)
             raise
 
 
@@ -187,12 +219,16 @@ def run_ray(cells: list[Cell], address: str | None, on_row: Callable[[dict], Non
                             f"{str(exc).splitlines()[0][:160]}); start one with `ray start --head` or check"
                             " --ray-address") from None
     try:
-        task = ray.remote(num_cpus=1)(run_chunk)
+        task = ray.remote(num_cpus=1)(chunk_rows)  # a generator: each row comes back as soon as it is done
         pending = [task.remote(chunk, **kw) for chunk in chunks(cells, 4)]
         while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for row in ray.get(done[0]):
-                on_row(row)
+            (ready, *_), _ = ray.wait(pending, num_returns=1)
+            try:
+                ref = next(ready)
+            except StopIteration:
+                pending = [g for g in pending if g is not ready]
+                continue
+            on_row(ray.get(ref))
     finally:
         if started_here:
             ray.shutdown()

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from noisesim import checkpoints
-from noisesim.devices import Profile, builtin_profile, load_profile
-from noisesim.devices.profile import user_profiles
+from noisesim.devices import Profile, builtin_profile, load_profile, user_profiles
 from noisesim.engine.config import SweepConfig
 from noisesim.errors import UserError
 
@@ -234,7 +233,7 @@ class Cell:
 
 def count_cells(n_data: int, n_ckpts: int, settings: list[Setting], config: SweepConfig) -> int:
     noisy = sum(not s.profile.noiseless for s in settings)
-    per = len(config.time) * config.chips * config.seeds * config.reads
+    per = len(config.time) * config.chips * config.programs * config.reads
     return n_data * n_ckpts * (len(settings) - noisy + noisy * per)
 
 
@@ -245,11 +244,11 @@ def realizations(setting: Setting, config: SweepConfig, notices: list[str]) -> l
         return [(0.0, 0, 0, 0)]
     stages = random_stages(setting.profile)
     chips = config.chips if stages & {"chip", "program"} else 1
-    programs = config.seeds if "program" in stages else 1
+    programs = config.programs if "program" in stages else 1
     reads = config.reads if "read" in stages else 1
     name = f"{setting.profile.name}" + (f" with {_show(setting.values)}" if setting.values else "")
     for flag, asked, kept, what in (("--chips", config.chips, chips, "chip-to-chip variation"),
-                                    ("--seeds", config.seeds, programs, "programming noise"),
+                                    ("--programs", config.programs, programs, "programming noise"),
                                     ("--reads", config.reads, reads, "read noise")):
         if kept < asked:
             note = f"{name} has no {what}: {flag} {asked} would repeat one evaluation; evaluated once"
@@ -267,7 +266,7 @@ def build_cells(loaded: list[checkpoints.Checkpoint], settings: list[Setting], c
     total = count_cells(len(data), len(loaded), settings, config)
     if total > MAX_CELLS:
         raise UserError(f"this sweep has {total:,} cells (more than {MAX_CELLS:,}; about 3.5 s each for MiniLM on"
-                        " 2 cores): use fewer --chips / --seeds / --reads, times or values")
+                        " 2 cores): use fewer --chips / --programs / --reads, times or values")
     cells: list[Cell] = []
     labels = checkpoint_labels(loaded)
     ckpt_ids = {c.path: [labels[c.path], folder_hash(c.path), backbone_fingerprint(c.meta["backbone"])]

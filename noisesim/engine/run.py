@@ -56,7 +56,7 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
         progress: bool = True, **options) -> SweepResult:
     """Evaluate every checkpoint on every data set under every device setting and time, over chips ×
     programmings per chip × reads (noise-free settings once). Takes a ``SweepConfig`` or its options
-    (``run(['sst2-stoch'], '0.01,0.02', seeds=3)``). With ``out``, finished cells are stored in that folder
+    (``run(['sst2-stoch'], '0.01,0.02', programs=3)``). With ``out``, finished cells are stored in that folder
     as they complete and cells already there are not run again."""
     config = make_config(ckpts, sigmas, config, **options)
     notices = config.notices
@@ -131,7 +131,7 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
             "python": platform.python_version(), "config": config.model_dump(mode="json"), "notices": notices,
             "axes": axes, "data": sources[0] if len(sources) == 1 else sources,
             "data_sha256": fingerprints, "chance_by_data": chances, "chance": chance, "seed": config.seed,
-            "chips": config.chips, "programs_per_chip": config.seeds, "reads": config.reads,
+            "chips": config.chips, "programs_per_chip": config.programs, "reads": config.reads,
             "times_s": config.time, "cells": len(cells), "cells_reused": len(cells) - len(todo),
             "backend": config.backend, "workers": config.workers,
             "settings": [{"profile": s.profile.name, "values": s.values, "source": s.profile.source,

@@ -2,26 +2,92 @@
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import nn
 
+from noisesim.configs import MethodConfig
 
-class AdapterLinear(nn.Module):
-    """A frozen linear layer plus a method's trainable parameters.
 
-    ``base`` is the analog layer: its weight is what gets programmed onto devices.
-    ``programmed_weight()`` is the weight written to the devices (frozen W plus any weight-space
-    mean); while ``programmed`` is True the forward pass reads the weight-space part from
-    ``base.weight`` (set by the sweep) instead of adding it itself.
+class AdapterLinear(nn.Module, metaclass=abc.ABCMeta):
+    """A frozen linear layer (``base``, the analog layer whose weight is programmed onto devices) plus a
+    method's own tensors, declared by name on the class as Hugging Face PEFT's layers declare theirs:
+
+    - ``adapter_parameter_names``: the trainable parameters the method adds (an attribute may be None when
+      the config switches it off); with the classifier head, exactly these get gradients;
+    - ``noise_parameter_names``: those of them that parametrise training noise (their own learning rate,
+      the σ-target term of Eq. 6, stored as float16);
+    - ``saved_buffer_names``: buffers a checkpoint stores besides the parameters (the grouping).
+
+    A checkpoint stores ``saved_state()``: the declared parameters that are on, then the saved buffers.
+
+    Protocols with the rest of noisesim:
+
+    - ``programmed_weight()``: what gets written to the devices (frozen W plus any weight-space mean);
+      ``program(weight)`` puts a realization of it into ``base``, and forward then uses it as the whole
+      weight-space part; ``unprogram()`` puts the frozen weight back, bit-exactly (the same tensor);
+    - ``use_noise_generator(gen)``: the generator training noise is drawn from (None: torch's global one).
     """
+
+    adapter_parameter_names: tuple[str, ...] = ()
+    noise_parameter_names: tuple[str, ...] = ()
+    saved_buffer_names: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not set(cls.noise_parameter_names) <= set(cls.adapter_parameter_names):
+            raise TypeError(f"{cls.__name__}: noise_parameter_names must be among adapter_parameter_names")
 
     def __init__(self, base: nn.Linear):
         super().__init__()
         self.base = base
         for p in base.parameters():
             p.requires_grad_(False)
-        self.programmed = False
-        self.noise_generator: torch.Generator | None = None
+        self._frozen: torch.Tensor | None = None  # base's own weight while a realization is programmed
+        self._noise_generator: torch.Generator | None = None
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, base: nn.Linear, config: MethodConfig, gen: torch.Generator) -> AdapterLinear:
+        """The layer ``config`` describes around ``base``; ``gen`` draws its grouping."""
+
+    @classmethod
+    def saved_names(cls, config: MethodConfig | None = None) -> tuple[str, ...]:
+        """Per-layer tensor names a checkpoint stores (for ``config``: only the parameters it switches on)."""
+        return (*cls.adapter_parameter_names, *cls.saved_buffer_names)
+
+    # --- declared tensors ---------------------------------------------------------------------------------
+
+    def adapter_parameters(self) -> dict[str, nn.Parameter]:
+        """Name → parameter for the declared adapter parameters that are on."""
+        return {n: p for n in self.adapter_parameter_names if (p := getattr(self, n)) is not None}
+
+    def noise_parameters(self) -> dict[str, nn.Parameter]:
+        """Name → parameter for the declared noise parameters that are on."""
+        return {n: p for n in self.noise_parameter_names if (p := getattr(self, n)) is not None}
+
+    def saved_state(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint stores of this layer (local names, live tensors)."""
+        buffers = {n: b for n in self.saved_buffer_names if (b := getattr(self, n)) is not None}
+        return {**self.adapter_parameters(), **buffers}
+
+    def check_declarations(self) -> None:
+        """TypeError unless the layer's own parameters and persistent buffers are exactly the declared ones."""
+        params = {n for n, _ in self.named_parameters(recurse=False)}
+        buffers = {n for n, _ in self.named_buffers(recurse=False) if n not in self._non_persistent_buffers_set}
+        want_params = set(self.adapter_parameters())
+        want_buffers = set(self.saved_state()) - want_params
+        if params != want_params or buffers != want_buffers:
+            raise TypeError(f"{type(self).__name__} holds parameters {sorted(params)} and buffers {sorted(buffers)},"
+                            f" but declares {sorted(want_params)} and {sorted(want_buffers)}")
+
+    @property
+    def sigma(self) -> torch.Tensor | None:
+        """The learned noise scale σ of a stochastic method; None for a deterministic one."""
+        return None
+
+    # --- programming: the analog layer holds a device realization ------------------------------------------
 
     @property
     def in_features(self) -> int:
@@ -31,13 +97,52 @@ class AdapterLinear(nn.Module):
     def out_features(self) -> int:
         return self.base.out_features
 
+    @property
+    def frozen_weight(self) -> torch.Tensor:
+        """The frozen W, also while a realization is programmed."""
+        return self.base.weight if self._frozen is None else self._frozen
+
     def programmed_weight(self) -> torch.Tensor:
-        return self.base.weight.detach().clone()
+        """The weight written to the devices (a new tensor)."""
+        return self.frozen_weight.detach().clone()
+
+    @property
+    def is_programmed(self) -> bool:
+        return self._frozen is not None
+
+    def program(self, weight: torch.Tensor) -> None:
+        """Make ``base`` hold ``weight`` (used as is, not copied), a device realization of
+        ``programmed_weight()``: forward then reads the whole weight-space part from it."""
+        current = self.base.weight
+        if weight.shape != current.shape or weight.dtype != current.dtype or weight.device != current.device:
+            raise ValueError(f"a programmed weight must match the layer's ({tuple(current.shape)}, {current.dtype},"
+                             f" {current.device}), got ({tuple(weight.shape)}, {weight.dtype}, {weight.device})")
+        if self._frozen is None:
+            self._frozen = current.data
+        current.data = weight
+
+    def unprogram(self) -> None:
+        """Put the frozen weight back (the very tensor ``base`` held before ``program``); no-op if not programmed."""
+        if self._frozen is not None:
+            self.base.weight.data = self._frozen
+            self._frozen = None
+
+    # --- training noise ------------------------------------------------------------------------------------
+
+    @property
+    def noise_generator(self) -> torch.Generator | None:
+        return self._noise_generator
+
+    def use_noise_generator(self, gen: torch.Generator | None) -> None:
+        """Draw this layer's training noise from ``gen`` (None: torch's global generator)."""
+        if gen is not None and not isinstance(gen, torch.Generator):
+            raise TypeError(f"gen must be a torch.Generator or None, got {type(gen).__name__}")
+        self._noise_generator = gen
+
+    def _randn(self, shape, like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(shape, generator=self._noise_generator, dtype=like.dtype).to(like.device)
 
     def sigma_penalty(self, target: float, reduction: str) -> tuple[torch.Tensor, int]:
         """(penalty, number of group σ) for the σ-target term (``mean`` divides by the total number);
         zero for deterministic methods."""
         return self.base.weight.new_zeros(()), 0
-
-    def _randn(self, shape, like: torch.Tensor) -> torch.Tensor:
-        return torch.randn(shape, generator=self.noise_generator, dtype=like.dtype).to(like.device)

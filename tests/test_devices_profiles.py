@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_helpers import invoke
+from conftest import invoke
 from pydantic import BaseModel
 
 from noisesim import devices
-from noisesim.devices import known_profiles, schema
+from noisesim.devices import components, known_profiles, schema
+from noisesim.devices.library import bundled_profiles
 from noisesim.errors import UserError
 
 GOOD = """
@@ -125,14 +126,15 @@ def float_fields(model: type[BaseModel], prefix: str) -> list[tuple[str, bool]]:
         elif typing.get_origin(field.annotation) is list:
             out.append((f"{prefix}.{name}[0]", False))
         elif float in args:
-            out.append((f"{prefix}.{name}", model is schema.LogFit and name in ("min", "max")))
+            out.append((f"{prefix}.{name}", model is components.LogFit and name in ("min", "max")))
     return out
 
 
 BASE = {"programming": {"coefficients": [0.1]}, "drift": {"nu_mean": {"a": 0.0, "b": 0.05},
                                                             "nu_std": {"a": 0.0, "b": 0.01}, "read_noise": {}}}
 FIELDS = [("mapping", path, inf_ok) for path, inf_ok in float_fields(schema.Mapping, "mapping")] + [
-    (kind, path, inf_ok) for kind, spec in schema.SPECS.items() for path, inf_ok in float_fields(spec, kind)]
+    (kind, path, inf_ok) for kind, cls in components.COMPONENTS.items()
+    for path, inf_ok in float_fields(cls.spec_class, kind)]
 
 
 def with_field(kind: str, path: str, value) -> dict:
@@ -219,9 +221,9 @@ def test_user_profile_named_like_a_shipped_one_is_never_used_silently(name):
     assert f"error: profile {name!r} is shipped with noisesim, and {shadow} has the same name; rename" in result.output
     with pytest.raises(UserError, match="rename that file"):
         devices.load_profile(name)
-    assert known_profiles()[name].parent.name == "profiles"  # the shipped file keeps the name
+    assert known_profiles()[name].parent == bundled_profiles()  # the shipped file keeps the name
     builtin = devices.builtin_profile(name)  # what the code itself uses
-    assert builtin.path == known_profiles()[name] and (name != "ideal" or builtin.noiseless)
+    assert builtin.data == devices.load_profile(known_profiles()[name]).data and (name != "ideal" or builtin.noiseless)
     listing = invoke("profiles", "list")
     assert listing.exit_code == 0, listing.output
     rows = [line for line in listing.output.splitlines() if line.startswith(f"{name} ")]
@@ -260,3 +262,48 @@ def test_bad_user_profile_does_not_break_the_listing():
     assert invoke("profiles", "show", "mine").exit_code == 0
     result = invoke("profiles", "show", "broken")
     assert result.exit_code == 2 and "noise[0].gaussian.sigma" in result.output
+
+
+@pytest.mark.parametrize("name", ["ideal", "gaussian"])
+def test_protocol_profiles_are_built_in_code_and_equal_their_files(name, monkeypatch):
+    from noisesim.devices import library
+
+    shipped = devices.load_profile(name)
+    assert shipped.path == bundled_profiles() / f"{name}.yaml"
+
+    def no_files():
+        raise AssertionError("a built-in profile looked for files")
+
+    monkeypatch.setattr(library, "bundled_profiles", no_files)
+    built = devices.builtin_profile(name)
+    assert built.path is None and built.source == f"<built-in {name}>" and built.name == name
+    assert built.data == shipped.data and built.spec == shipped.spec and built.sha256 == shipped.sha256
+    assert [c.spec.sigma for c in built.components] == ([] if name == "ideal" else [0.02])
+    monkeypatch.undo()
+    shown = invoke("profiles", "show", name)
+    assert shown.exit_code == 0 and yaml.safe_load(shown.output) == library.BUILTIN[name]
+
+
+def test_missing_shipped_folder_is_an_error_not_an_empty_listing(monkeypatch, tmp_path):
+    from noisesim.devices import library
+
+    def not_installed(package):
+        raise ModuleNotFoundError(package)
+
+    monkeypatch.setattr(library.resources, "files", not_installed)
+    monkeypatch.setattr(library, "__file__", str(tmp_path / "noisesim" / "devices" / "library.py"))
+    (tmp_path / "devices").mkdir()  # a source tree whose devices/ folder is empty
+    for call in (devices.known_profiles, devices.shipped_profiles, devices.profile_listing,
+                 lambda: devices.load_profile("pcm")):
+        with pytest.raises(UserError, match=r"shipped device profiles are missing .* reinstall noisesim"):
+            call()
+    assert devices.builtin_profile("gaussian").components[0].spec.sigma == 0.02  # the sweep's protocol still runs
+    result = invoke("profiles", "list")
+    assert result.exit_code == 2 and "shipped device profiles are missing" in result.output
+
+
+def test_shipped_folder_holds_every_profile_file():
+    folder = bundled_profiles()
+    assert sorted(p.name for p in folder.glob("*.yaml")) == ["fefet.yaml", "gaussian.yaml", "ideal.yaml", "pcm.yaml",
+                                                              "rram.yaml"]
+    assert sorted(devices.shipped_profiles()) == ["fefet", "gaussian", "ideal", "pcm", "rram"]

@@ -4,18 +4,22 @@ realizes a non-finite weight without an error."""
 
 import math
 
+import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from noisesim import devices
-from noisesim.devices import schema
+from noisesim.devices import components, schema
 from noisesim.errors import UserError
 from noisesim.safeyaml import loads_yaml, safe_scalar
 
+pytestmark = pytest.mark.slow  # property-based: hundreds of generated profiles
+
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-FIELD_NAMES = sorted({f for spec in (*schema.SPECS.values(), schema.Mapping, schema.LogFit, schema.FlickerSpec)
+SPECS = [c.spec_class for c in components.COMPONENTS.values()]
+FIELD_NAMES = sorted({f for spec in (*SPECS, schema.Mapping, components.LogFit, components.FlickerSpec)
                       for f in spec.model_fields})
 numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10 ** 30, 10 ** 30),
                     st.sampled_from([0, 1, 0.5, 1e-300, 1e300, 25.0, -1.0, 1e-6, 1e6]))
@@ -24,7 +28,7 @@ scalars = st.one_of(numbers, st.booleans(), st.none(), st.text(max_size=8),
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(FIELD_NAMES), inner, max_size=4)), max_leaves=12)
 params = st.dictionaries(st.sampled_from(FIELD_NAMES), values, max_size=5)
-component = st.dictionaries(st.sampled_from([*schema.SPECS, "bogus"]), st.one_of(params, st.none()),
+component = st.dictionaries(st.sampled_from([*components.COMPONENTS, "bogus"]), st.one_of(params, st.none()),
                             min_size=1, max_size=2)
 profiles = st.fixed_dictionaries({}, optional={
     "name": st.one_of(st.text(max_size=10), st.sampled_from(["mine", "ideal", "x-1"])),

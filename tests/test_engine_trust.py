@@ -118,12 +118,14 @@ def test_student_t_interval():
 
 
 def test_sweep_json_records_every_setting_and_the_whole_config(tiny_ckpts, tiny_tsv, tmp_path):
-    from noisesim.api import sweep
+    import noisesim
 
-    _, paths = sweep([tiny_ckpts["grasp-w"]], "0.05,0.1", seeds=1, data=tiny_tsv, out=tmp_path / "s", progress=False)
-    meta = json.loads(paths["meta"].read_text())
+    result = noisesim.sweep([tiny_ckpts["grasp-w"]], "0.05,0.1", programs=1, data=tiny_tsv, out=tmp_path / "s",
+                            progress=False)
+    meta = json.loads(result.paths["meta"].read_text())
     assert [s["values"].get("gaussian.sigma") for s in meta["settings"]] == [0.0, 0.05, 0.1]
-    assert meta["config"]["sigma"] == [0.0, 0.05, 0.1] and meta["config"]["seeds"] == 1
+    assert meta["config"]["sigma"] == [0.0, 0.05, 0.1] and meta["config"]["programs"] == 1
+    assert "seeds" not in meta["config"] and meta["programs_per_chip"] == 1 and meta["seed"] == 0
     assert meta["axes"] == ["data", "checkpoint", "profile", "sigma", "time"]
     frame = load(tmp_path / "s").frame
     assert frame.attrs["axes"] == meta["axes"] and frame["clean"].tolist() == [True, False, False]
@@ -131,7 +133,7 @@ def test_sweep_json_records_every_setting_and_the_whole_config(tiny_ckpts, tiny_
     assert stored.attrs["axes"] == meta["axes"]
     mask = os.umask(0o022)
     os.umask(mask)
-    for path in paths.values():
+    for path in result.paths.values():
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path
 
 
@@ -182,7 +184,10 @@ def test_second_sweep_cells_survive_the_first_ones_consolidation(tmp_path):
     ({"set": ["programming.scale=1", "programming.scale=2"]}, "given twice"),
     ({"set": ["programming.scale=.nan"]}, "finite"),
     ({"chips": 10**12}, "--chips 1000000000000: must be <= 100000"),
-    ({"seeds": True}, "--seeds True"),
+    ({"programs": True}, "--programs True"),
+    ({"seeds": 0}, "--programs 0: must be >= 1"),  # the old name of programs
+    ({"seeds": 2, "programs": 2}, "programs and seeds are both given"),
+    ({"programz": 2}, "did you mean 'programs'"),
     ({"ckpt": [5]}, "--ckpt[0] 5: must be a valid string"),
     ({"backend": "ray", "workers": 2}, "drop --workers"),
     ({"out": ""}, "empty path"),
@@ -203,7 +208,8 @@ def test_huge_grid_is_refused_before_anything_runs(tiny_ckpts, tiny_tsv, tmp_pat
 
 def test_api_and_cli_share_defaults():
     config = SweepConfig.build(ckpt="sst2-stoch")
-    assert config.sigma == [0.0, 0.01, 0.02, 0.05] and config.seeds == 3 and config.ckpt == ["sst2-stoch"]
+    assert config.sigma == [0.0, 0.01, 0.02, 0.05] and config.programs == 3 and config.ckpt == ["sst2-stoch"]
+    assert SweepConfig.build(ckpt="x", seeds=5).programs == 5 and "seeds" not in SweepConfig.model_fields
     assert SweepConfig.build(ckpt="x", profile="pcm").sigma is None
 
 
@@ -303,14 +309,39 @@ def test_one_realization_has_no_spread_and_intervals_stay_in_range():
 
 
 def test_python_api_takes_the_cli_names(tiny_ckpts, tiny_tsv):
-    import noisesim.api as ns
+    import noisesim
 
-    result, _ = ns.sweep(ckpt=[tiny_ckpts["grasp-w"]], sigma=[0.1], seeds=1, data=tiny_tsv, progress=False)
-    assert len(result.frame) == 2
-    with pytest.raises(UserError, match="given twice"):
-        ns.sweep([tiny_ckpts["grasp-w"]], ckpt=[tiny_ckpts["grasp"]], progress=False)
+    result = noisesim.sweep(ckpt=[tiny_ckpts["grasp-w"]], sigma=[0.1], programs=2, data=tiny_tsv, progress=False)
+    assert len(result.frame) == 3 and result.paths == {} and result.meta["programs_per_chip"] == 2
+    old = noisesim.sweep(ckpt=tiny_ckpts["grasp-w"], sigma="0.1", seeds=2, data=tiny_tsv, progress=False)
+    assert old.meta["config"] == result.meta["config"]  # seeds= is the old name of programs=
+    timing = ["seconds", "device"]
+    pd.testing.assert_frame_equal(old.frame.drop(columns=timing), result.frame.drop(columns=timing))
+    for options, fragment in (({"seeds": 2, "programs": 2}, "programs and seeds are both given"),
+                              ({"programz": 2}, "did you mean 'programs'"), ({"sigmaa": "0.1"}, "did you mean 'sigma'"),
+                              ({"ckpt": [tiny_ckpts["grasp"]]}, "given twice")):
+        with pytest.raises(UserError, match=fragment):
+            noisesim.sweep([tiny_ckpts["grasp-w"]], progress=False, **options)
     with pytest.raises(TypeError, match="SweepConfig"):
-        ns.sweep(config={"ckpt": ["x"]}, progress=False)
+        noisesim.sweep(config={"ckpt": ["x"]}, progress=False)
+
+
+def test_python_train_takes_the_cli_names(tiny_dirs, tiny_tsv, tmp_path):
+    import noisesim
+
+    common = dict(model=tiny_dirs["bert"], progress=False, data=tiny_tsv, eval_data=tiny_tsv, batch_size=8,
+                  max_length=16, eval_every=1, steps=2)
+    for options, fragment in (({"stepz": 3}, "did you mean 'steps'"), ({"lamda": 0.1}, "did you mean 'lam'"),
+                              ({"k": 0}, "k=0 is invalid")):
+        with pytest.raises(UserError, match=fragment):
+            noisesim.train(str(tmp_path / "t"), "grasp", **options, **common)
+    assert not (tmp_path / "t").exists()
+    folder, result, meta = noisesim.train(str(tmp_path / "t"), "grasp", k=4, **{"lambda": 0.5}, **common)
+    assert folder == tmp_path / "t" and result.best_step >= 1
+    assert meta["method"]["k"] == 4 and meta["training"]["lam"] == 0.5 and meta["training"]["train_data"] == tiny_tsv
+    assert noisesim.devices.load_profile("pcm").name == "pcm" and noisesim.__version__ == "0.2.0"
+    with pytest.raises(AttributeError):
+        noisesim.run_sweep  # noqa: B018 (the name of 0.1 is gone)
 
 
 def test_store_name_and_local_folder_with_dot_slash(tiny_ckpts, tiny_tsv, tmp_path, monkeypatch):
@@ -424,18 +455,20 @@ def test_plot_options_that_cannot_take_effect(tiny_ckpts, tiny_tsv, tmp_path):
     import noisesim
     from noisesim.plots import plot_grid
 
-    df = run([tiny_ckpts["grasp-w"]], "0.1,0.2", seeds=2, data=tiny_tsv, progress=False).frame
+    result = noisesim.sweep([tiny_ckpts["grasp-w"]], "0.1,0.2", programs=2, data=tiny_tsv, progress=False)
+    df = result.frame
     for kw, fragment in (({"x": "time"}, "does not vary"), ({"x": "accuracy"}, "not an axis"),
                          ({"x": "sigma", "hue": "accuracy"}, "--hue 'accuracy'")):
         with pytest.raises(UserError, match=fragment):
             plot_grid(df, tmp_path / "p", **kw)
-    for path in ("", str(tmp_path), "/proc/x"):
+    for out in ("", str(tmp_path), "/proc/x"):
         with pytest.raises(UserError):
-            noisesim.plot(df, path=path)
-    with pytest.raises(TypeError, match="path"):
-        noisesim.plot(df, path=5)
+            noisesim.plot(result, out)
+    with pytest.raises(TypeError, match="out"):
+        noisesim.plot(result, 5)
     assert not list(tmp_path.iterdir())
-    assert [p.name for p in noisesim.plot(df, path=str(tmp_path / "fig"))] == ["fig.png", "fig.svg"]
+    assert [p.name for p in noisesim.plot(result, str(tmp_path / "fig"), formats=("png", "svg"))] == ["fig.png",
+                                                                                                    "fig.svg"]
 
 
 def test_more_flags_that_cannot_take_effect():

@@ -1,4 +1,5 @@
-"""Results store: resume, kill -9 safety, backends that agree, plot / report, config files, bad input."""
+"""The results folder: resume, kill -9 safety, backends that agree, several sweeps and data sets in one folder,
+folders noisesim did not write."""
 
 import os
 import signal
@@ -9,18 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_helpers import assert_user_error, invoke
+from conftest import assert_user_error, invoke, numbers
 
 from noisesim.engine.results import ResultsFolder
 from noisesim.engine.results import load_results as load
 from noisesim.engine.run import run
-
-TIMING = ["seconds", "device"]  # how long a cell took and where: the only columns allowed to differ
-
-
-
-def numbers(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.drop(columns=[c for c in TIMING if c in frame]).reset_index(drop=True)
 
 
 def test_rerun_skips_done_cells_and_new_axis_values_run_alone(tiny_ckpts, tiny_tsv, tmp_path):
@@ -40,8 +34,9 @@ def test_rerun_skips_done_cells_and_new_axis_values_run_alone(tiny_ckpts, tiny_t
     assert {"checkpoint_sha256", "profile_sha256", "noisesim_version", "torch", "device", "git_commit"} <= set(stored)
 
 
+@pytest.mark.slow
 def test_kill_minus_9_then_rerun_completes_to_the_same_table(tiny_ckpts, tiny_tsv, tmp_path):
-    args = ["--ckpt", tiny_ckpts["stochgrasp"], "--sigma", "0.01,0.02,0.05,0.1,0.2,0.3", "--seeds", "4",
+    args = ["--ckpt", tiny_ckpts["stochgrasp"], "--sigma", "0.01,0.02,0.05,0.1,0.2,0.3", "--programs", "4",
             "--data", tiny_tsv]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "killed"
@@ -64,6 +59,7 @@ def test_kill_minus_9_then_rerun_completes_to_the_same_table(tiny_ckpts, tiny_ts
     assert not (out / "cells").exists()  # folded into results.parquet
 
 
+@pytest.mark.slow
 def test_workers_give_the_same_table(tiny_ckpts, tiny_tsv, tmp_path):
     kw = dict(profiles=["pcm"], times="1h,1y", chips=2, seeds=1, data=tiny_tsv, progress=False)
     local = run([tiny_ckpts["stochgrasp"]], **kw)
@@ -71,33 +67,13 @@ def test_workers_give_the_same_table(tiny_ckpts, tiny_tsv, tmp_path):
     pd.testing.assert_frame_equal(numbers(pooled.frame), numbers(local.frame))
 
 
+@pytest.mark.slow
 def test_ray_local_instance_gives_the_same_table(tiny_ckpts, tiny_tsv, tmp_path):
     pytest.importorskip("ray")
     kw = dict(sigmas="0.05,0.2", seeds=2, data=tiny_tsv, progress=False)
     local = run([tiny_ckpts["stochgrasp"]], **kw)
     remote = run([tiny_ckpts["stochgrasp"]], backend="ray", out=tmp_path / "r", **kw)
     pd.testing.assert_frame_equal(numbers(remote.frame), numbers(local.frame))
-
-
-def test_plot_report_and_config(tiny_ckpts, tiny_tsv, tmp_path):
-    config = tmp_path / "grid.yaml"
-    out = tmp_path / "cfg"
-    config.write_text(f"ckpt: [{tiny_ckpts['grasp-w']}]\nprofile: pcm\ntime: [1h, 1y]\nchips: 2\nseeds: 1\n"
-                      f"data: {tiny_tsv}\nset: ['drift.compensation=none,global']\nout: {out}\n")
-    result = invoke("sweep", "--config", config, "--chips", "1", "--csv")  # the flag overrides the file
-    assert result.exit_code == 0, result.output
-    frame = pd.read_parquet(out / "results.parquet")
-    assert set(frame["chip"]) == {0} and set(frame["time"]) == {"0s", "1h", "1y"}
-    assert (out / "results.csv").is_file()
-    plotted = invoke("plot", out, "--x", "time", "--col", "drift.compensation")
-    assert plotted.exit_code == 0, plotted.output
-    for ext in ("png", "svg"):
-        assert (out / f"accuracy_vs_time.{ext}").stat().st_size > 5000
-    report = invoke("report", out, "--out", tmp_path / "r.md")
-    assert report.exit_code == 0 and report.output.startswith("# Sweep on")
-    assert "| profile | drift.compensation | time |" in report.output.replace("checkpoint | ", "")
-    assert (tmp_path / "r.md").read_text().strip() == report.output.strip()
-
 
 
 def test_bad_store_config_workers_and_ray_address(tiny_ckpts, tiny_tsv, tmp_path):
@@ -138,25 +114,6 @@ def test_store_ignores_duplicates_and_half_written_files_after_a_crash(tmp_path)
     assert Path(tmp_path / "results.parquet").is_file() and not store.cells.exists()
 
 
-@pytest.mark.parametrize("name", ["fig6.yaml", "pcm-year.yaml"])
-def test_shipped_sweep_configs_load(name):
-    from noisesim.api import load_sweep_config
-
-    config = load_sweep_config(Path(__file__).parents[1] / "experiments" / name)
-    assert config["ckpt"] == ["sst2-stoch", "sst2-grasp"] and config["out"].startswith("results/")
-
-
-def test_top_level_api(tiny_ckpts, tiny_tsv, tmp_path):
-    import noisesim
-
-    frame = noisesim.run_sweep([tiny_ckpts["grasp-w"]], "0.1", seeds=2, data=tiny_tsv, progress=False)
-    assert isinstance(frame, pd.DataFrame) and len(frame) == 3
-    summary = noisesim.summarize(frame)
-    assert list(summary["count"]) == [1, 2]
-    paths = noisesim.plot(frame, path=str(tmp_path / "fig"))
-    assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 3000 for p in paths)
-
-
 def test_one_folder_holds_several_sweeps(tiny_ckpts, tiny_tsv, tmp_path):
     out = tmp_path / "shared"
     kw = dict(data=tiny_tsv, progress=False, seeds=1, out=out)
@@ -170,7 +127,7 @@ def test_data_sets_are_an_axis(tiny_ckpts, tiny_tsv, tmp_path):
     other = tmp_path / "other.tsv"
     rows = pd.read_csv(tiny_tsv, sep="\t")
     rows.iloc[:10].to_csv(other, sep="\t", index=False)
-    result = invoke("sweep", "--ckpt", tiny_ckpts["grasp"], "--sigma", "0.1", "--seeds", "2", "--data", tiny_tsv,
+    result = invoke("sweep", "--ckpt", tiny_ckpts["grasp"], "--sigma", "0.1", "--programs", "2", "--data", tiny_tsv,
                     "--data", other, "--out", tmp_path / "two")
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(tmp_path / "two" / "results.parquet")

@@ -17,6 +17,7 @@ def minilm():
     return bb, EvalBatches.build(encode(load_table("sst2-dev"), bb.tokenizer, 128), bb.tokenizer.pad_token_id, 64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_checkpoint_reproduces_recorded_dev_accuracy(minilm, name):
     bb, dev = minilm
