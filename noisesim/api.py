@@ -14,6 +14,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from noisesim import checkpoints
@@ -26,7 +27,7 @@ from noisesim.errors import UserError
 from noisesim.methods import inject
 from noisesim.models import load_backbone, resolve_backbone
 from noisesim.plots import check_formats, default_stem, plot_axis, plot_grid
-from noisesim.stats import summarize
+from noisesim.stats import summarize as summarize_frame
 from noisesim.textio import atomic_write
 from noisesim.training import TrainResult, sigma_values
 from noisesim.training import train as train_loop
@@ -71,6 +72,9 @@ def _configs(method, config, options: dict) -> tuple[MethodConfig, TrainConfig]:
     if config is not None and not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     renamed = {"lambda": "lam", "data": "train_data"}
+    for alias, name in renamed.items():
+        if alias in options and name in options:
+            raise UserError(f"{name}= is given twice, also as {alias}= (give it once)")
     options = {renamed.get(k, k): v for k, v in options.items()}
     method_keys, train_keys = set(MethodConfig.model_fields), set(TrainConfig.model_fields)
     for key in options:
@@ -151,10 +155,22 @@ def write_outputs(result: SweepResult, out: Path, csv: bool = False) -> dict[str
     x = plot_axis(result.frame)
     paths = {k: written[k] for k in ("results", "csv") if k in written}
     paths["summary"] = out / "summary.csv"
-    atomic_write(paths["summary"], lambda p: summarize(result.frame).to_csv(p, index=False))
+    atomic_write(paths["summary"], lambda p: summarize_frame(result.frame).to_csv(p, index=False))
     paths["plot"] = plot_grid(result.frame, out / f"accuracy_vs_{x}", x=x, chance=result.chance)[0]
     paths["meta"] = written["meta"]
     return paths
+
+
+def summarize(results) -> pd.DataFrame:
+    """Mean, std, count, 95 % interval and chip / programming / read spread per setting, of a sweep's table
+    (a DataFrame, one row per cell) or of a ``SweepResult``."""
+    frame = results.frame if isinstance(results, SweepResult) else results
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError("summarize takes a sweep's table (result.frame) or a SweepResult, not"
+                        f" {type(results).__name__}")
+    if not {"checkpoint", "accuracy"} <= set(frame.columns) or not len(frame):
+        raise UserError("summarize needs a sweep's table: rows with checkpoint and accuracy columns (result.frame)")
+    return summarize_frame(frame)
 
 
 def plot(results: SweepResult | str | os.PathLike, out: str | os.PathLike | None = None, *, x: str | None = None,
@@ -163,6 +179,8 @@ def plot(results: SweepResult | str | os.PathLike, out: str | os.PathLike | None
     path; default: what varies), one colour per ``hue`` value, one panel per ``col`` value. Writes OUT.FORMAT
     for each of ``formats`` (png, svg, pdf); without ``out``, RESULTS/plot_<x>[_by_<col>] in the results
     folder (never the sweep's own accuracy_vs_<x>.png). Returns the paths."""
+    if hue is None:
+        hue = "checkpoint"
     from noisesim.textio import check_output_file
 
     formats = check_formats(formats)

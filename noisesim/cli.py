@@ -85,6 +85,7 @@ class OneLineGroup(TyperGroup):
 
 
 app = typer.Typer(cls=OneLineGroup, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Accuracy of fine-tuned transformers under analog-device weight noise.")
 
 
@@ -234,7 +235,9 @@ def sweep(
     time: str | None = sweep_option("time", "--time", default_text="0s"),
     set_: list[str] = sweep_option("set", "--set"),
     chips: int | None = sweep_option("chips"),
-    programs: int | None = sweep_option("programs", "--programs", "--seeds"),
+    programs: int | None = sweep_option("programs", "--programs"),
+    seeds: int | None = typer.Option(None, "--seeds", help="the old name of --programs (still accepted)",
+                                     show_default=False),
     reads: int | None = sweep_option("reads"),
     seed: int | None = sweep_option("seed"),
     data: list[str] = sweep_option("data", "--data"),
@@ -255,6 +258,9 @@ def sweep(
     from noisesim.report import pivot_table
     from noisesim.stats import summarize
 
+    if programs is not None and seeds is not None:
+        raise UserError("--programs and --seeds are one option (--seeds is its old name): give --programs only")
+    programs = seeds if programs is None else programs
     given = {"ckpt": ckpt or None, "sigma": sigma, "profile": profile or None, "time": time, "set": set_ or None,
              "chips": chips, "programs": programs, "reads": reads, "seed": seed, "data": data or None, "twin": twin,
              "out": out, "csv": csv, "workers": workers, "backend": backend, "ray_address": ray_address,

@@ -29,3 +29,27 @@ def test_top_level_api(tiny_ckpts, tiny_tsv, tmp_path):
     assert list(summary["count"]) == [1, 2]
     paths = noisesim.plot(again, tmp_path / "fig", formats=("png", "svg"))
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 3000 for p in paths)
+
+
+def test_api_misuse_is_named(tiny_ckpts, tiny_tsv, tmp_path):
+    import noisesim
+    from noisesim.errors import UserError
+
+    result = noisesim.sweep(ckpt=tiny_ckpts["grasp-w"], sigma="0.1", programs=2, data=tiny_tsv, out=tmp_path / "s",
+                            progress=False)
+    pd.testing.assert_frame_equal(noisesim.summarize(result), noisesim.summarize(result.frame))
+    for bad in (None, 5, "folder"):
+        with pytest.raises(TypeError, match="result.frame"):
+            noisesim.summarize(bad)
+    with pytest.raises(UserError, match="checkpoint and accuracy"):
+        noisesim.summarize(pd.DataFrame())
+    again = noisesim.load_results(tmp_path / "s")
+    assert again.paths == {"results": tmp_path / "s" / "results.parquet", "meta": tmp_path / "s" / "sweep.json"}
+    assert [p.name for p in noisesim.plot(again, hue=None)] == ["plot_profile.png"]  # its own folder; one σ: bars
+    for bad in (None, "", 3):
+        with pytest.raises(TypeError, match="results folder"):
+            noisesim.load_results(bad)
+    for twice in ({"lam": 0.1, "lambda": 0.2}, {"data": tiny_tsv, "train_data": tiny_tsv}):
+        with pytest.raises(UserError, match="given twice"):
+            noisesim.train(str(tmp_path / "t"), **twice)
+    assert not (tmp_path / "t").exists()

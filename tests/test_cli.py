@@ -146,8 +146,8 @@ def test_every_option_of_every_command_has_help():
     sweep = typer.main.get_command(app).commands["sweep"]
     for param in sweep.params:  # defaults shown by typer, not written into the help text
         assert "(default" not in param.help, param.name
-        assert param.show_default or param.name in ("ckpt", "config"), param.name
-    assert {"--programs", "--seeds"} <= set(next(p for p in sweep.params if p.name == "programs").opts)
+        assert param.show_default or param.name in ("ckpt", "config", "seeds"), param.name
+    assert "--seeds" in next(p for p in sweep.params if p.name == "seeds").opts  # the old name, still accepted
 
 
 def test_version():
@@ -229,3 +229,13 @@ def test_plot_report_and_config(tiny_ckpts, tiny_tsv, tmp_path):
     assert report.exit_code == 0 and report.output.startswith("# Sweep on")
     assert "| profile | drift.compensation | time |" in report.output.replace("checkpoint | ", "")
     assert (tmp_path / "r.md").read_text().strip() == report.output.strip()
+
+
+def test_programs_and_seeds_together_are_refused_and_h_is_help(tiny_ckpts, tiny_tsv, tmp_path):
+    for order in (["--programs", "2", "--seeds", "3"], ["--seeds", "3", "--programs", "2"]):
+        assert_user_error(invoke("sweep", "--ckpt", tiny_ckpts["grasp"], "--data", tiny_tsv, *order, "--out",
+                                 tmp_path / "x"), "give --programs only")
+    assert not (tmp_path / "x").exists()
+    for args in (["-h"], ["sweep", "-h"], ["plot", "-h"]):
+        result = invoke(*args)
+        assert result.exit_code == 0 and "Usage" in result.output, result.output

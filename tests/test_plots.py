@@ -206,6 +206,7 @@ def test_api_plot_takes_formats_and_defaults_to_the_results_folder(results):
     assert [p.name for p in noisesim.plot(results, formats=("png", "pdf"))] == ["plot_sigma.png", "plot_sigma.pdf"]
     with pytest.raises(UserError, match="'tiff'"):
         noisesim.plot(results, formats="tiff")
-    loose = noisesim.load_results(results)
+    assert noisesim.load_results(results).paths["results"].parent == results  # loaded: it knows its folder
+    loose = noisesim.SweepResult(noisesim.load_results(results).frame, 0.5)  # made in memory: no folder
     with pytest.raises(UserError, match="give out="):
         noisesim.plot(loose)

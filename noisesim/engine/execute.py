@@ -137,8 +137,21 @@ def chunks(cells: list[Cell], size: int) -> list[list[Cell]]:
 _ROWS = None  # in a local worker process: the queue each finished row is put on
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker when the sweep's process dies (kill -9, SIGTERM), so no worker
+    is left running, or blocked, without a parent. Elsewhere: nothing (the pool's own shutdown applies)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _start_worker(rows, threads: int) -> None:
     global _ROWS
+    _die_with_parent()
     _ROWS = rows
     rows.cancel_join_thread()  # the parent takes every row before it shuts the pool down
     torch.set_num_threads(threads)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,6 +197,8 @@ class SweepResult:
 
 def load_results(folder: str | Path) -> SweepResult:
     """A written sweep (results.parquet or results.csv, plus sweep.json) back as a SweepResult."""
+    if not isinstance(folder, str | os.PathLike) or not str(folder).strip():
+        raise TypeError(f"folder must be a results folder path (str or Path), not {folder!r}")
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"{folder} holds no results.parquet or results.csv (it is not a folder; give a folder"
@@ -233,7 +236,10 @@ def load_results(folder: str | Path) -> SweepResult:
     if chance is None and "data" in frame:
         labels = pd.Series(list(load_table(frame["data"].iloc[0])["label"]))
         chance = float(labels.value_counts(normalize=True).max())
-    return SweepResult(frame, chance, meta)
+    paths = {"results": folder / TABLE if (folder / TABLE).is_file() else folder / "results.csv"}
+    if (folder / "sweep.json").is_file():
+        paths["meta"] = folder / "sweep.json"
+    return SweepResult(frame, chance, meta, paths)
 
 
 def write_results(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:
