@@ -25,7 +25,8 @@ LAYERS: dict[str, type[AdapterLinear]] = {"grasp": GraspLinear, "grasp-w": Group
 METHODS: dict[str, LayerFactory] = {name: layer.from_config for name, layer in LAYERS.items()}
 # The deterministic weight-space twin of each stochastic method (swept alongside it).
 TWIN = {"stochgrasp": "grasp-w"}
-assert tuple(LAYERS) == METHOD_NAMES, "configs.METHOD_NAMES must list the registry's methods"
+if tuple(LAYERS) != METHOD_NAMES:  # the torch-free names the configs validate against (not an assert: -O drops it)
+    raise ImportError(f"noisesim.configs.METHOD_NAMES {METHOD_NAMES} must list the layer registry's {tuple(LAYERS)}")
 
 
 def saved_names(config: MethodConfig) -> tuple[str, ...]:
