@@ -4,6 +4,7 @@ The public API (``noisesim.api``), importable from here::
 
     import noisesim
     noisesim.train("my-stoch", method="stochgrasp")          # fine-tune, write a checkpoint
+    noisesim.train_seeds("my-lora", [0, 1, 2], method="lora") # one recipe, three training seeds
     result = noisesim.sweep(ckpt="sst2-stoch", sigma="0.01,0.02,0.05", out="results")
     result = noisesim.load_results("results")                 # a written sweep back
     noisesim.summarize(result.frame)                          # mean, std, 95 % interval, spread by level
@@ -19,8 +20,8 @@ import importlib
 
 __version__ = "0.2.0"
 
-_API = ("train", "sweep", "load_results", "summarize", "plot", "SweepConfig", "SweepResult", "MethodConfig",
-        "TrainConfig")
+_API = ("train", "train_seeds", "sweep", "load_results", "summarize", "plot", "SweepConfig", "SweepResult",
+        "MethodConfig", "TrainConfig")
 __all__ = [*_API, "devices", "__version__"]
 
 

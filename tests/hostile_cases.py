@@ -547,7 +547,7 @@ CKPT_CASES = [
         ("config-wrong-k", config(lambda m: setitem(m["method"], "k", 3)), "grasp-w"),
         ("config-k-string", config(lambda m: setitem(m["method"], "k", "8")), "grasp-w"),
         ("config-k-nan", config(lambda m: b'{"method": {"method": "grasp-w", "k": NaN}}'), "grasp-w"),
-        ("config-unknown-method", config(lambda m: setitem(m["method"], "method", "lora")), "grasp-w"),
+        ("config-unknown-method", config(lambda m: setitem(m["method"], "method", "dora")), "grasp-w"),
         ("config-method-swapped", config(lambda m: setitem(m["method"], "method", "grasp")), "grasp-w"),
         ("config-unknown-layers", config(lambda m: setitem(m["method"], "layers", "nosuch")), "grasp-w"),
         ("config-num-labels-zero", config(lambda m: setitem(m, "num_labels", 0)), "grasp-w"),

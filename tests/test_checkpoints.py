@@ -326,7 +326,7 @@ def test_shapes_and_dtypes_are_checked_against_the_model(ckpt, tiny_dirs):
 @pytest.mark.parametrize("edit,fragment", [
     (lambda m: m["method"].update(k=8), "expected (8,)|K=8"),
     (lambda m: m["method"].update(k="4"), "k='4' is invalid"),
-    (lambda m: m["method"].update(method="lora"), "unknown method 'lora'"),
+    (lambda m: m["method"].update(method="dora"), "unknown method 'dora'"),
     (lambda m: m["method"].update(sigma_init=-1), "method config: sigma_init=-1"),
     (lambda m: m.pop("backbone"), "backbone is missing"),
     (lambda m: m.update(pooling="max"), "pooling='max'"),

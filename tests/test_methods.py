@@ -109,7 +109,8 @@ def test_checkpoint_keys_come_from_the_layer_declarations():
     from noisesim.methods import LAYERS
 
     assert checkpoints.METHOD_KEYS == {"grasp": ("gamma", "beta", "group"), "grasp-w": ("mu", "group"),
-                                       "stochgrasp": ("mu", "sigma_raw", "group")}
+                                       "stochgrasp": ("mu", "sigma_raw", "group"), "full": ("delta",), "head": (),
+                                       "bitfit": (), "lora": ("lora_A", "lora_B"), "ia3": ("ia3_l",)}
     assert checkpoints.METHOD_KEYS == {m: layer.saved_names() for m, layer in LAYERS.items()}
     assert checkpoints.NOISE_KEYS == {"sigma_raw"}
 
@@ -155,7 +156,7 @@ def test_training_noise_generator_is_declared_and_seeded():
 @pytest.mark.parametrize("method", list(METHODS))
 def test_program_and_unprogram(method):
     bb = tiny_backbone("bert")
-    a = next(iter(inject(bb, MethodConfig(method=method, k=4, layers="ff2")).values()))
+    a = next(iter(inject(bb, MethodConfig(method=method, k=4, layers="ff2", targets="ff2")).values()))
     with torch.no_grad():
         for p in a.adapter_parameters().values():
             p.add_(torch.rand_like(p) * 0.1 + 0.05)
@@ -173,7 +174,10 @@ def test_program_and_unprogram(method):
         if method == "grasp":  # the modulation stays digital, the weight is the device's
             modulated = (x - a.beta[a.group]) / a.gamma[a.group]
             torch.testing.assert_close(a(x), torch.nn.functional.linear(modulated, realized, a.base.bias))
-        else:  # the whole weight-space part comes from the programmed weight
+        elif method == "ia3":  # the scale of the feed-forward input stays digital
+            scaled = x * a.peft.ia3_l["default"].flatten()
+            torch.testing.assert_close(a(x), torch.nn.functional.linear(scaled, realized, a.base.bias))
+        else:  # the whole weight-space part comes from the programmed weight (LoRA: merged)
             torch.testing.assert_close(a(x), torch.nn.functional.linear(x, realized, a.base.bias))
         assert not torch.equal(a(x), clean)
         a.unprogram()
@@ -275,7 +279,7 @@ def test_eval_batches_are_length_sorted():
 
 
 @pytest.mark.parametrize("kwargs,fragment", [
-    ({"method": "lora"}, "unknown method 'lora'"),
+    ({"method": "lorra"}, "unknown method 'lorra': did you mean 'lora'"),
     ({"k": 0}, "k=0"),
     ({"k": 4.0}, "k=4.0"),
     ({"k": True}, "k=True"),
@@ -288,7 +292,12 @@ def test_eval_batches_are_length_sorted():
     ({"perm_seed": -1}, "perm_seed=-1"),
     ({"scale": False, "shift": False}, "needs scale or shift"),
     ({"scale": "yes"}, "scale='yes'"),
-    ({"rank": 8}, "rank=8 is invalid: Extra inputs"),
+    ({"rnk": 8}, "rnk=8 is invalid: Extra inputs"),
+    ({"method": "lora", "rank": 0}, "rank=0"),
+    ({"method": "lora", "lora_alpha": float("nan")}, "finite number"),
+    ({"method": "grasp", "lora_digital": True}, "--lora-digital is a LoRA switch"),
+    ({"method": "lora", "layers": "ff2", "targets": "q,v"}, "not among the analog --layers"),
+    ({"method": "lora", "targets": "x"}, "unknown layer selection x"),
 ])
 def test_method_config_refuses_bad_values(kwargs, fragment):
     with pytest.raises(UserError, match=fragment.replace("(", r"\(")) as err:

@@ -29,18 +29,30 @@ def test_penalty_golden_values():
 
 @pytest.mark.parametrize("method,counts", [
     # tiny BERT: 2 blocks × 6 linear layers, K=4; per-row μ and σ are (in_features, 4); head 32·32+32+32·2+2
-    ("stochgrasp", {"adapter": 12, "noise": 12, "head": 4}),
-    ("grasp-w", {"adapter": 12, "noise": 0, "head": 4}),
-    ("grasp", {"adapter": 24, "noise": 0, "head": 4}),
+    # bitfit: 12 linear biases + 2·2 block norms + the embeddings' norm = 17 biases; full: 12 ΔW, and 5 embedding
+    # tensors + 2 × (6 biases + 4 norm tensors) = 25 backbone tensors; lora: A, B on q and v; ia3: k, v, ff2
+    ("stochgrasp", {"adapter": 12, "backbone": 0, "noise": 12, "head": 4}),
+    ("grasp-w", {"adapter": 12, "backbone": 0, "noise": 0, "head": 4}),
+    ("grasp", {"adapter": 24, "backbone": 0, "noise": 0, "head": 4}),
+    ("full", {"adapter": 12, "backbone": 25, "noise": 0, "head": 4}),
+    ("head", {"adapter": 0, "backbone": 0, "noise": 0, "head": 4}),
+    ("bitfit", {"adapter": 0, "backbone": 17, "noise": 0, "head": 4}),
+    ("lora", {"adapter": 8, "backbone": 0, "noise": 0, "head": 4}),
+    ("ia3", {"adapter": 6, "backbone": 0, "noise": 0, "head": 4}),
 ])
 def test_parameter_groups_follow_the_declarations(method, counts):
+    from noisesim.methods import trains_backbone
+
     bb = tiny_backbone("bert")
-    adapters = inject(bb, MethodConfig(method=method, k=4))
-    groups = parameter_groups(bb, adapters)
+    config = MethodConfig(method=method, k=4)
+    adapters = inject(bb, config)
+    groups = parameter_groups(bb, adapters, trains_backbone=trains_backbone(config))
     assert {role: len(ps) for role, ps in groups.items()} == counts
     declared = {id(p) for a in adapters.values() for p in a.adapter_parameters().values()}
     noise = {id(p) for a in adapters.values() for p in a.noise_parameters().values()}
     assert {id(p) for p in groups["adapter"] + groups["noise"]} == declared
+    if method == "bitfit":
+        assert all(n.endswith(".bias") for n, p in bb.model.named_parameters() if any(p is q for q in groups["backbone"]))
     assert {id(p) for p in groups["noise"]} == noise
     assert sum(p.numel() for p in groups["head"]) == 32 * 32 + 32 + 32 * 2 + 2
     trainable = [p for p in bb.model.parameters() if p.requires_grad]  # the model's order within each group

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from noisesim.configs import MethodConfig
-from noisesim.methods.base import AdapterLinear
+from noisesim.methods.base import AdapterLinear, Method
 from noisesim.methods.grouping import group_index
 
 
@@ -27,7 +27,7 @@ class GraspLinear(AdapterLinear):
         self.beta = nn.Parameter(torch.zeros(k)) if shift else None
 
     @classmethod
-    def from_config(cls, base: nn.Linear, config: MethodConfig, gen: torch.Generator) -> GraspLinear:
+    def from_config(cls, base: nn.Linear, config: MethodConfig, gen: torch.Generator, role: str) -> GraspLinear:
         return cls(base, config.k, gen, scale=config.scale, shift=config.shift)
 
     @classmethod
@@ -41,3 +41,7 @@ class GraspLinear(AdapterLinear):
         if self.gamma is not None:
             x = x / self.gamma[self.group]
         return self.base(x)
+
+
+GRASP = Method("grasp", GraspLinear, trained="K-group scale γ and shift β of each analog layer's input, and the head",
+               analog="the frozen pretrained W", digital="the scale and shift, the head")

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from noisesim.configs import MethodConfig
-from noisesim.methods.base import AdapterLinear
+from noisesim.methods.base import AdapterLinear, Method
 from noisesim.methods.grouping import group_index, group_sizes
 
 
@@ -32,7 +32,8 @@ class GroupedWeightLinear(AdapterLinear):
         self.mu = nn.Parameter(torch.zeros(self.n_rows, k))
 
     @classmethod
-    def from_config(cls, base: nn.Linear, config: MethodConfig, gen: torch.Generator) -> GroupedWeightLinear:
+    def from_config(cls, base: nn.Linear, config: MethodConfig, gen: torch.Generator,
+                    role: str) -> GroupedWeightLinear:
         return cls(base, config.k, gen, rows=config.rows)
 
     def _expand(self, p: torch.Tensor) -> torch.Tensor:
@@ -77,7 +78,8 @@ class StochGraspLinear(GroupedWeightLinear):
         self.sigma_raw = nn.Parameter(torch.full((self.n_rows, k), float(sigma_init)))
 
     @classmethod
-    def from_config(cls, base: nn.Linear, config: MethodConfig, gen: torch.Generator) -> StochGraspLinear:
+    def from_config(cls, base: nn.Linear, config: MethodConfig, gen: torch.Generator,
+                    role: str) -> StochGraspLinear:
         return cls(base, config.k, gen, rows=config.rows, sigma_init=config.sigma_init, noise_path=config.noise_path)
 
     @property
@@ -101,3 +103,9 @@ class StochGraspLinear(GroupedWeightLinear):
             return sq.sum(), sq.numel()
         # Eq. 6 as written: a sum over all weights, so each group counts once per weight sharing it.
         return (sq * self.shared_by).sum(), sq.numel()
+
+
+GRASP_W = Method("grasp-w", GroupedWeightLinear, trained="K-group weight shift μ per input row, and the head",
+                 analog="W + μ", digital="the head")
+STOCHGRASP = Method("stochgrasp", StochGraspLinear, trained="K-group N(μ, σ²) weight perturbation (μ and σ), and"
+                    " the head", analog="W + μ (σ only shapes training)", digital="the head")
