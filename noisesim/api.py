@@ -176,9 +176,11 @@ def sigma_summary(sig: torch.Tensor) -> dict[str, float]:
 def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfig | None = None,
           progress: bool = True, **options) -> SweepResult:
     """Run a sweep given as a ``SweepConfig`` or as its options (the CLI's names: ckpt, sigma, profile, time,
-    set, chips, programs (or seeds), reads, seed, data, twin, out, csv, workers, backend, ray_address,
-    max_length, batch_size). With ``out`` (a folder, or 'auto') every cell is stored there as it finishes,
-    cells already stored are skipped, and the summary, plot and sweep.json are written (``result.paths``)."""
+    set, chips, programs (or seeds), reads, seed, data, twin, layers, out, csv, workers, backend, ray_address,
+    max_length, batch_size). ``ckpt`` also takes Hugging Face sequence classifier folders and PEFT (LoRA, IA3)
+    adapter folders, whose analog layers ``layers`` selects. With ``out`` (a folder, or 'auto') every cell is stored
+    there as it finishes, cells already stored are skipped, and the summary, plot and sweep.json are written
+    (``result.paths``)."""
     config = make_config(ckpts, sigmas, config, **options)
     if config.out == "auto":
         stamp = f"{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"

@@ -282,6 +282,7 @@ def sweep(
     seed: int | None = sweep_option("seed"),
     data: list[str] = sweep_option("data", "--data"),
     twin: bool | None = sweep_option("twin", "--twin/--no-twin"),
+    layers: str | None = sweep_option("layers"),
     out: str | None = sweep_option("out", default_text="./noisesim-sweep-<time>-<pid>"),
     csv: bool | None = sweep_option("csv", "--csv/--no-csv"),
     workers: int | None = sweep_option("workers"),
@@ -303,8 +304,8 @@ def sweep(
     programs = seeds if programs is None else programs
     given = {"ckpt": ckpt or None, "sigma": sigma, "profile": profile or None, "time": time, "set": set_ or None,
              "chips": chips, "programs": programs, "reads": reads, "seed": seed, "data": data or None, "twin": twin,
-             "out": out, "csv": csv, "workers": workers, "backend": backend, "ray_address": ray_address,
-             "max_length": max_length, "batch_size": batch_size}
+             "layers": layers, "out": out, "csv": csv, "workers": workers, "backend": backend,
+             "ray_address": ray_address, "max_length": max_length, "batch_size": batch_size}
     options = {**(load_sweep_config(config) if config is not None else {}),
                **{k: v for k, v in given.items() if v is not None}}
     if options.get("out") in (None, "auto"):

@@ -1,8 +1,9 @@
 """Plots of sweep results (matplotlib): accuracy against σ, time (log axis) or a profile parameter.
 
-One drawing style for the sweep's own plot and ``noisesim plot``: one colour per hue value (checkpoint), one line
-style (bars: hatch) per other varying setting, lines offset on x so error bars do not overlap (ticks stay at the
-true values), a checkpoint's clean reference dotted in its colour, and a caption saying what the error bars are.
+One drawing style for the sweep's own plot and ``noisesim plot``: one colour per hue value (checkpoint, or recipe
+when a recipe was trained with several seeds), one line style (bars: hatch) per other varying setting, lines offset
+on x so error bars do not overlap (ticks stay at the true values), a checkpoint's clean reference dotted in its
+colour, and a caption saying what the error bars are.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from noisesim.errors import UserError
-from noisesim.stats import axis_columns, check_realizations, clean_rows, varying
+from noisesim.stats import axis_columns, check_realizations, clean_rows, group_by, varying, with_recipe
 from noisesim.textio import atomic_write
 
 FORMATS = ("png", "svg", "pdf")
@@ -37,6 +38,12 @@ def plot_axis(frame: pd.DataFrame) -> str:
     if "sigma" in axes:
         return "sigma"
     return next((c for c in axes if c not in ("data", "profile")), "profile")
+
+
+def default_hue(frame: pd.DataFrame) -> str:
+    """The hue of the sweep's own plot and of ``noisesim plot``: 'recipe' when some recipe spans two or more
+    checkpoints (training seeds; error bars over seeds × realizations), else 'checkpoint'."""
+    return group_by(frame, "auto")
 
 
 def check_formats(formats) -> tuple[str, ...]:
@@ -92,7 +99,7 @@ def figure(frame: pd.DataFrame, x: str, hue: str = "checkpoint", col: str | None
     references = pd.concat([r for _, _, r in panels]).drop_duplicates()
     axes[-1].legend(handles=look.handles(chance, len(references) > 0), loc="upper left", bbox_to_anchor=(1.02, 1),
                     borderaxespad=0, fontsize=8, frameon=False)
-    text = caption(pd.concat([data for _, data, _ in panels]), references, notes)
+    text = caption(pd.concat([data for _, data, _ in panels]), references, notes, hue=hue)
     lines = textwrap.wrap(text, width=int(width * 17.5))
     band = 0.035 * len(lines) + 0.01  # room for the caption below the axes
     fig.get_layout_engine().set(rect=(0, band, 1, 1 - band))
@@ -104,8 +111,9 @@ def layout(frame: pd.DataFrame, x: str, hue: str = "checkpoint", col: str | None
     """The panels to draw as (value, points, clean reference rows), and notes on what is not shown; a UserError
     when ``x``, ``hue`` or ``col`` is not an axis, ``x`` does not vary, or no panel has a point to draw."""
     check_realizations(frame)
+    frame = with_recipe(frame)  # tables without a recipe column: each checkpoint is its own recipe
     clean = clean_rows(frame)
-    known = list(axis_columns(frame)) + (["method"] if "method" in frame else [])
+    known = list(axis_columns(frame)) + (["method"] if "method" in frame else []) + ["recipe"]
     for flag, name in (("--x", x), ("--hue", hue), ("--col", col)):
         if name is not None and name not in known:
             raise UserError(f"{flag} {name!r} is not an axis of these results (axes here: {', '.join(known)})")
@@ -143,16 +151,22 @@ def layout(frame: pd.DataFrame, x: str, hue: str = "checkpoint", col: str | None
     return panels, notes
 
 
-def caption(data: pd.DataFrame, reference: pd.DataFrame, notes: list[str] = ()) -> str:
+def caption(data: pd.DataFrame, reference: pd.DataFrame, notes: list[str] = (), hue: str = "checkpoint") -> str:
     """What the error bars are (±1 SD over n realizations, and chips × programmings × reads when every point has
-    the same), what the clean reference is, and what is not shown."""
-    keys = [c for c in axis_columns(data) if c in data]
+    the same; with ``hue='recipe'``, over S training seeds × R realizations), what the clean reference is, and
+    what is not shown."""
+    by_recipe = hue == "recipe" and "checkpoint" in data
+    if by_recipe:
+        data, reference = with_recipe(data), with_recipe(reference)
+    keys = _point_keys(data, by_recipe)
     groups = data.groupby(keys, sort=False, dropna=False) if keys else [((), data)]
     sizes = [len(part) for _, part in groups]
     low, high = min(sizes), max(sizes)
     parts = []
     if high == 1:
         parts.append("no error bars: one realization per point")
+    elif by_recipe:
+        parts.append(_seed_bars([part for _, part in groups], low, high))
     else:
         n = f"n = {low}" if low == high else f"n = {low}–{high}"
         text = f"error bars: ±1 SD over {n} realizations" + (" per point" if low != high else "")
@@ -166,12 +180,54 @@ def caption(data: pd.DataFrame, reference: pd.DataFrame, notes: list[str] = ()) 
             text += "; points with n = 1 have none"
         parts.append(text)
     if len(reference):
-        keys = [c for c in axis_columns(reference) if c in reference]
+        keys = _point_keys(reference, by_recipe)
         counts = reference.groupby(keys, sort=False, dropna=False).size() if keys else pd.Series([len(reference)])
-        parts.append("clean reference (dotted, no noise): " + (
-            "one evaluation" if counts.max() == 1 else f"mean of {counts.min()}–{counts.max()} evaluations"
-            if counts.min() != counts.max() else f"mean of {counts.max()} evaluations"))
+        seeds = (reference.groupby(keys, sort=False, dropna=False)["checkpoint"].nunique() if by_recipe and keys
+                 else pd.Series([1]))
+        if by_recipe and seeds.max() > 1 and (counts == seeds).all():  # one clean evaluation per seed
+            low_s, high_s = seeds.min(), seeds.max()
+            parts.append("clean reference (dotted, no noise): mean over " + (
+                f"{high_s} training seeds" if low_s == high_s else f"each recipe's training seeds ({low_s}–{high_s})"))
+        else:
+            parts.append("clean reference (dotted, no noise): " + (
+                "one evaluation" if counts.max() == 1 else f"mean of {counts.min()}–{counts.max()} evaluations"
+                if counts.min() != counts.max() else f"mean of {counts.max()} evaluations"))
     return "; ".join([*parts, *notes]) + "."
+
+
+def _point_keys(data: pd.DataFrame, by_recipe: bool) -> list[str]:
+    """The columns that make one point: the axes, with recipe in place of checkpoint when seeds are pooled."""
+    keys = [c for c in axis_columns(data) if c in data]
+    if by_recipe:
+        keys = ["recipe" if c == "checkpoint" else c for c in keys] if "checkpoint" in keys else ["recipe", *keys]
+    return keys
+
+
+def _seed_bars(parts: list[pd.DataFrame], low: int, high: int) -> str:
+    """The error-bar sentence for points pooled over training seeds: ±1 SD over S training seeds × R realizations
+    (each seed's chips × programmings × reads when every seed has the same; S per recipe in the legend when the
+    recipes differ), or the ranges when the points differ otherwise."""
+    seeds = [int(part["checkpoint"].nunique()) for part in parts]
+    singles = [one for part in parts for _, one in part.groupby("checkpoint", sort=False)]
+    per_seed = {len(one) for one in singles}
+    if len(per_seed) == 1:
+        reps = next(iter(per_seed))
+        levels = {_levels(one) for one in singles} if {"chip", "program", "read"} <= set(parts[0]) else set()
+        each = ""
+        if len(levels) == 1 and np.prod(next(iter(levels))) == reps:
+            chips, programs, reads = next(iter(levels))
+            each = f"each seed: {_count(chips, 'chip')} × {_count(programs, 'programming')} × {_count(reads, 'read')}"
+        if len(set(seeds)) == 1:
+            inside = "; ".join(p for p in (f"n = {seeds[0] * reps}", each) if p)
+            return (f"error bars: ±1 SD over {_count(seeds[0], 'training seed')} × {_count(reps, 'realization')}"
+                    f" ({inside})")
+        inside = "; ".join(p for p in (f"{min(seeds)}–{max(seeds)} seeds, as in the legend", each) if p)
+        text = f"error bars: ±1 SD over each recipe's training seeds × {_count(reps, 'realization')} ({inside})"
+        return text + ("; points with n = 1 have none" if low == 1 else "")
+    shown = f"{min(seeds)}–{max(seeds)}" if min(seeds) != max(seeds) else str(seeds[0])
+    n = f"n = {low}–{high}" if low != high else f"n = {low}"
+    text = f"error bars: ±1 SD over {shown} training seeds × their realizations ({n} per point)"
+    return text + ("; points with n = 1 have none" if low == 1 else "")
 
 
 class Look:
@@ -182,7 +238,10 @@ class Look:
         self.xcol = "time_s" if x == "time" else x
         self.categorical = not pd.api.types.is_numeric_dtype(data[self.xcol])
         self.colours = {_key(v): f"C{i % 10}" for i, v in enumerate(pd.unique(data[hue]))}
-        skip = {x, hue, col, "time" if x == "time" else None}
+        seeds = (data.groupby(hue, sort=False, dropna=False)["checkpoint"].nunique()
+                 if hue == "recipe" and "checkpoint" in data else pd.Series(dtype=int))
+        self.seeds = {_key(v): int(n) for v, n in seeds.items()}  # training seeds per recipe (the legend says)
+        skip = {x, hue, col, "time" if x == "time" else None, "checkpoint" if hue == "recipe" else None}
         self.style_keys = [c for c in ["checkpoint", *varying(data)] if c not in skip and c in data
                            and data[c].nunique(dropna=False) > 1]
         self.style_keys = list(dict.fromkeys(self.style_keys))
@@ -273,7 +332,9 @@ class Look:
 
         out = []
         for value, colour in self.colours.items():
-            label = _text(value) if self.hue == "checkpoint" else f"{self.hue} = {_text(value)}"
+            label = (_text(value) if self.hue == "checkpoint" else
+                     f"{_text(value)} ({_count(self.seeds[value], 'seed')})" if self.hue == "recipe" else
+                     f"{self.hue} = {_text(value)}")
             out.append(Patch(facecolor=colour, edgecolor="black", linewidth=0.5, label=label) if self.categorical
                        else Line2D([], [], color=colour, marker="o", markersize=4.5, label=label))
         if len(self.styles) > 1:

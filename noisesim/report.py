@@ -7,8 +7,16 @@ import pandas as pd
 from noisesim.stats import summarize, varying
 
 
+def by_recipe(summary: pd.DataFrame) -> bool:
+    """Whether a summary was grouped by recipe (``summarize(by='recipe')``): it has a recipe column, no checkpoint."""
+    return "recipe" in summary.columns and "checkpoint" not in summary.columns
+
+
 def pivot_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The varying axes down, checkpoints across, cells 'mean ± std' in percent."""
+    """The varying axes down, checkpoints across, cells 'mean ± std' in percent. A summary by recipe: recipes
+    down, the varying settings across, cells 'mean ± std (n seeds)' (std over seeds × realizations)."""
+    if by_recipe(summary):
+        return _recipe_table(summary)
     text = [f"{100 * m:.1f}" if pd.isna(s) else f"{100 * m:.1f} ± {100 * s:.1f}"
             for m, s in zip(summary["mean"], summary["std"], strict=True)]
     index = [c for c in varying(summary) if c != "time"] + (["time"] if "time" in varying(summary) else [])
@@ -23,12 +31,41 @@ def pivot_table(summary: pd.DataFrame) -> pd.DataFrame:
     return table[list(dict.fromkeys(summary["checkpoint"]))]
 
 
+def _recipe_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Recipes down, one column per setting (σ, --set values, time, as 'sigma=0.02, time=1h'), cells
+    'mean ± std (n seeds)' in percent."""
+    text = [(f"{100 * m:.1f}" if pd.isna(s) else f"{100 * m:.1f} ± {100 * s:.1f}")
+            + f" ({n} seed{'' if n == 1 else 's'})"
+            for m, s, n in zip(summary["mean"], summary["std"], summary["seeds"], strict=True)]
+    settings = [c for c in varying(summary) if c != "time"] + (["time"] if "time" in varying(summary) else [])
+    settings = settings or ["profile"]
+    keys = [c if c != "time" else "time_s" for c in settings]
+    appearance = {c: {v: i for i, v in enumerate(dict.fromkeys(summary[c]))} for c in keys
+                  if not pd.api.types.is_numeric_dtype(summary[c])}
+    cell = summary.assign(text=text).sort_values(
+        keys, kind="stable", key=lambda col: col.map(appearance[col.name]) if col.name in appearance else col)
+    cell["setting"] = [", ".join(f"{c}={_value(v)}" for c, v in zip(settings, row, strict=True))
+                       for row in cell[settings].itertuples(index=False)]
+    table = cell.pivot_table(index="recipe", columns="setting", values="text", aggfunc="first", sort=False)
+    table.columns.name = None
+    return table.loc[list(dict.fromkeys(summary["recipe"])), list(dict.fromkeys(cell["setting"]))]
+
+
+def _value(value) -> str:
+    if pd.isna(value):
+        return "—"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def markdown_report(result) -> str:
-    """The summary of a sweep as Markdown: one row per setting, checkpoints across, then the spread."""
+    """The summary of a sweep as Markdown: one row per setting, checkpoints across, then the spread. When a
+    recipe was trained with several seeds (``summarize(by='auto')``): one row per recipe, settings across."""
     summary = summarize(result.frame)
     axes = summary.attrs["axes"]
+    recipes = by_recipe(summary)
     table = pivot_table(summary).reset_index()
-    lines = [f"# Sweep on {result.meta.get('data', result.frame['data'].iloc[0])}: accuracy (%), mean ± std",
+    over = " over training seeds × realizations" if recipes else ""
+    lines = [f"# Sweep on {result.meta.get('data', result.frame['data'].iloc[0])}: accuracy (%), mean ± std{over}",
              "", "| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     if result.chance is not None:
@@ -36,9 +73,15 @@ def markdown_report(result) -> str:
     cols = ["checkpoint", *[c for c in varying(summary) if c != "time"],
             *(["time"] if "time" in varying(summary) else []), "count", "mean", "ci95_low", "ci95_high",
             "sd_chip", "sd_program", "sd_read"]
+    if recipes:
+        cols = ["recipe", *cols[1:cols.index("count")], "seeds", "count", "mean", "ci95_low", "ci95_high",
+                "sd_seed_means", "sd_train", "sd_chip", "sd_program", "sd_read"]
     detail = summary[summary["count"] > 1][[c for c in dict.fromkeys(cols) if c in summary]]
     if len(detail):
         lines += ["", "## 95 % intervals and spread by level (accuracy points)", "",
+                  *(["sd_seed_means: std of the seeds' mean accuracies; sd_train: the seed-to-seed part, from"
+                     " realizations paired across seeds (each seed sees the same chips); the interval treats"
+                     " seeds × realizations as independent.", ""] if recipes else []),
                   "| " + " | ".join(detail.columns) + " |", "|" + "---|" * len(detail.columns)]
         for row in detail.itertuples(index=False):
             cells = [_cell(name, v, axes) for name, v in zip(detail.columns, row, strict=True)]
@@ -53,7 +96,7 @@ def markdown_report(result) -> str:
 
 def _cell(name: str, value, axes: list[str]) -> str:
     """A detail-table cell: statistics in accuracy points, an empty statistic as —, axis values as they are."""
-    if name in axes or name == "count":
+    if name in axes or name in ("count", "seeds"):
         return str(value)
     if isinstance(value, float):
         return "—" if pd.isna(value) else f"{100 * value:.2f}"

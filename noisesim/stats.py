@@ -49,15 +49,8 @@ def check_realizations(frame: pd.DataFrame) -> None:
                         " changed between sweeps into one folder) or were joined twice; sweep into a fresh --out")
 
 
-def variance_components(part: pd.DataFrame) -> dict[str, float]:
-    """Nested (chip ⊃ programming ⊃ read) method-of-moments estimate of each level's accuracy std.
-
-    Read: the mean within-programming variance; programming: the variance of programming means within
-    a chip minus the read share; chip: the variance of chip means minus the lower levels' shares
-    (clipped at 0; NaN where a level has a single value, and for chips when each chip was programmed
-    once, since chip and programming variation are then confounded).
-    """
-    acc = part["accuracy"]
+def _nested(part: pd.DataFrame) -> dict[str, float]:
+    """The chip, programming and read variances of one checkpoint's rows (unclipped; see ``variance_components``)."""
     if "seed" in part and part["seed"].nunique() > 1:  # chips of different base seeds are different chips
         part = part.assign(chip=part["seed"].astype(str) + ":" + part["chip"].astype(str))
     n_reads = part.groupby(["chip", "program"]).size().min()
@@ -72,19 +65,143 @@ def variance_components(part: pd.DataFrame) -> dict[str, float]:
     lower = (0 if math.isnan(program) else max(program, 0) / n_prog) + (
         0 if math.isnan(read) else read / (n_prog * n_reads))
     chip = chip_var - lower if not math.isnan(chip_var) else math.nan
+    return {"chip": chip, "program": program, "read": read}
+
+
+def _sd(var: float) -> float:
+    return math.nan if math.isnan(var) else math.sqrt(max(var, 0.0))
+
+
+def variance_components(part: pd.DataFrame) -> dict[str, float]:
+    """Nested (chip ⊃ programming ⊃ read) method-of-moments estimate of each level's accuracy std.
+
+    Read: the mean within-programming variance; programming: the variance of programming means within
+    a chip minus the read share; chip: the variance of chip means minus the lower levels' shares
+    (clipped at 0; NaN where a level has a single value, and for chips when each chip was programmed
+    once, since chip and programming variation are then confounded).
+    """
+    acc = part["accuracy"]
     out = {"sd_total": float(acc.std()) if len(acc) > 1 else math.nan}
-    for name, var in (("sd_chip", chip), ("sd_program", program), ("sd_read", read)):
-        out[name] = math.nan if math.isnan(var) else math.sqrt(max(var, 0.0))
+    out.update({f"sd_{level}": _sd(var) for level, var in _nested(part).items()})
     return out
 
 
-def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean, std, count and a 95 % interval of accuracy per checkpoint × setting × time, and how the
-    spread splits into chip, programming and read parts."""
+def train_variance(part: pd.DataFrame, clean: bool = False) -> float:
+    """Between-training-seed variance of accuracy in one setting (rows of several checkpoints of one recipe),
+    estimated from paired realizations (unclipped; NaN when it cannot be estimated).
+
+    Chip k, programming p, read r of every checkpoint is drawn from the same noise stream (common random
+    numbers, ``noisesim/seeds.py``), so the realizations are paired across seeds, not independent. With S seeds
+    and the realizations common to all of them, the variance of the seed means holds the seed variance plus
+    what each seed's own share of the noise (its seed × chip, × programming, × read interaction) leaves in its
+    mean; the noise shared by all seeds cancels between seed means. That share is estimated, nested like
+    ``variance_components``, from the deviations d = Y − (mean of all seeds at that realization): the variance
+    of d's unit means within a seed, pooled over the seeds and scaled by S / (S − 1) (d is centred over seeds),
+    over the number of units, where the units are the top level with two or more values (chips; else the
+    programmings of the one chip; else its reads):
+
+        var_train = var(seed means) − S / (S − 1) · mean_s var_u(d̄_su) / n_units.
+
+    With one chip of single reads this is the two-way layout's var(seed means) − MS_res / R. Subtracting the
+    pooled within-seed variance instead (the plain nested formula) would also remove the shared noise and bias
+    var_train down. NaN with one seed, with no realization common to all seeds, and with one realization of a
+    noisy setting (noise and seed then confounded); with the clean reference (no noise) it is the variance of
+    the seeds' accuracies."""
+    keys = [c for c in REALIZATION if c in part]
+    if part["checkpoint"].nunique() < 2 or not keys:
+        return math.nan
+    table = part.pivot_table(index=keys, columns="checkpoint", values="accuracy", aggfunc="mean").dropna()
+    n_real, n_seeds = table.shape
+    if n_real == 0 or n_seeds < 2 or (n_real == 1 and not clean):
+        return math.nan
+    means = table.mean(axis=0)
+    if n_real == 1:
+        return float(means.var())
+    deviations = table.sub(table.mean(axis=1), axis=0)  # what is not shared by every seed
+    levels = [keys[:i] for i in range(1, len(keys) + 1) if keys[i - 1] != "seed"]  # chips, programmings, reads
+    for level in levels:
+        units = deviations.groupby(level=level).mean()
+        if len(units) > 1:
+            break
+    within = float(units.var(axis=0, ddof=1).mean()) * n_seeds / (n_seeds - 1)
+    return float(means.var()) - within / len(units)
+
+
+def seed_components(part: pd.DataFrame, clean: bool = False) -> dict[str, float]:
+    """Nested (train ⊃ chip ⊃ programming ⊃ read) std of accuracy for one setting of one recipe, whose rows
+    come from several training seeds (checkpoints).
+
+    sd_train: ``train_variance`` (between seeds, from paired realizations; common random numbers). sd_chip,
+    sd_program, sd_read: the method of moments of ``variance_components`` within each seed, the variances
+    averaged over the seeds (pooled), then clipped at 0 (NaN as there). sd_seed_means: the std of the seeds'
+    mean accuracies, the number to compare with a difference between methods (it still holds noise / R).
+    sd_total: the std of all rows. A level that cannot be estimated is NaN (sd_train, sd_seed_means: one seed).
+    """
+    acc = part["accuracy"]
+    per_seed = pd.DataFrame([_nested(seed) for _, seed in part.groupby("checkpoint", sort=False)])
+    means = part.groupby("checkpoint", sort=False)["accuracy"].mean()
+    out = {"sd_seed_means": float(means.std()) if len(means) > 1 else math.nan,
+           "sd_total": float(acc.std()) if len(acc) > 1 else math.nan,
+           "sd_train": _sd(train_variance(part, clean))}
+    out.update({f"sd_{level}": _sd(float(per_seed[level].mean(skipna=False))) for level in ("chip", "program", "read")})
+    return out
+
+
+BY = ("auto", "checkpoint", "recipe")
+
+
+def check_by(by) -> str:
+    """``by`` of ``summarize``: one of BY, else a UserError naming them."""
+    if not isinstance(by, str) or by not in BY:
+        raise UserError(f"by={by!r} is not a grouping (allowed: {', '.join(BY)})")
+    return by
+
+
+def recipes(frame: pd.DataFrame) -> pd.Series:
+    """Each row's recipe: the recorded ``recipe``, else (tables written before it was recorded, checkpoints
+    without one) the checkpoint label, so each such checkpoint is a recipe of one seed."""
+    if "recipe" not in frame:
+        return frame["checkpoint"].rename("recipe")
+    return frame["recipe"].where(frame["recipe"].notna(), frame["checkpoint"]).astype(object)
+
+
+def with_recipe(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table with a complete ``recipe`` column (see ``recipes``); the axes it records are kept."""
+    out = frame.assign(recipe=recipes(frame))
+    out.attrs = dict(frame.attrs)
+    return out
+
+
+def group_by(frame: pd.DataFrame, by: str = "auto") -> str:
+    """'checkpoint' or 'recipe': what ``summarize(frame, by)`` groups by. 'auto' is 'recipe' when some recipe
+    spans two or more checkpoints (training seeds), else 'checkpoint'."""
+    by = check_by(by)
+    if by != "auto":
+        return by
+    if "recipe" not in frame or "checkpoint" not in frame:
+        return "checkpoint"
+    spans = frame.assign(recipe=recipes(frame)).groupby("recipe", dropna=False)["checkpoint"].nunique()
+    return "recipe" if len(spans) and spans.max() >= 2 else "checkpoint"
+
+
+def summarize(frame: pd.DataFrame, by: str = "auto") -> pd.DataFrame:
+    """Mean, std, count and a 95 % interval of accuracy per checkpoint (or recipe) × setting × time, and how
+    the spread splits into training-seed, chip, programming and read parts.
+
+    ``by``: 'checkpoint' (one group per checkpoint; sd_train is NaN), 'recipe' or 'auto' ('recipe' when some
+    recipe spans two or more checkpoints, else 'checkpoint': see ``group_by``). By recipe the checkpoint column
+    is replaced by ``recipe``; mean, std and the Student-t interval are over all training seeds × realizations
+    (``count`` of them, as if independent), ``seeds`` is the number of checkpoints, ``sd_seed_means`` the std of
+    the seeds' means and sd_train … sd_read come from ``seed_components`` (chip k of every seed uses the same
+    noise stream, common random numbers, so sd_train is estimated from paired realizations)."""
     from scipy.stats import t as student_t
 
     check_realizations(frame)
+    by = group_by(frame, by)
     keys = axis_columns(frame)
+    if by == "recipe":
+        frame = with_recipe(frame)
+        keys = ["recipe" if c == "checkpoint" else c for c in keys] if "checkpoint" in keys else ["recipe", *keys]
     rows = []
     for values, part in frame.groupby(keys, sort=False, dropna=False):
         acc = part["accuracy"]
@@ -92,15 +209,25 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
         # lies in [0, 1], so is the interval; one realization has no spread to show (NaN, printed without ±)
         n, mean = len(acc), acc.mean()
         half = float(student_t.ppf(0.975, n - 1)) * acc.std() / math.sqrt(n) if n > 1 else math.nan
-        rows.append({**dict(zip(keys, values, strict=True)), "time_s": part["time_s"].iloc[0],
-                     "clean": bool(clean_rows(part).iloc[0]), "mean": mean, "std": acc.std() if n > 1 else math.nan,
-                     "count": n, "ci95_low": max(0.0, mean - half) if n > 1 else math.nan,
-                     "ci95_high": min(1.0, mean + half) if n > 1 else math.nan, **variance_components(part)})
+        clean = bool(clean_rows(part).iloc[0])
+        row = {**dict(zip(keys, values, strict=True)), "time_s": part["time_s"].iloc[0],
+               "clean": clean, "mean": mean, "std": acc.std() if n > 1 else math.nan, "count": n}
+        if by == "recipe":
+            row["seeds"] = int(part["checkpoint"].nunique())
+        row.update({"ci95_low": max(0.0, mean - half) if n > 1 else math.nan,
+                    "ci95_high": min(1.0, mean + half) if n > 1 else math.nan})
+        if by == "recipe":
+            parts = seed_components(part, clean)
+            row.update({"sd_seed_means": parts.pop("sd_seed_means"), **parts})
+        else:
+            parts = variance_components(part)
+            row.update({"sd_total": parts.pop("sd_total"), "sd_train": math.nan, **parts})
+        rows.append(row)
     summary = pd.DataFrame(rows)
-    summary.attrs = {"axes": keys}
+    summary.attrs = {"axes": keys, "by": by}
     return summary
 
 
 def varying(frame: pd.DataFrame) -> list[str]:
-    """Axis columns other than checkpoint whose values differ between rows (σ, --set paths, time)."""
-    return [c for c in axis_columns(frame) if c != "checkpoint" and frame[c].nunique(dropna=False) > 1]
+    """Axis columns other than checkpoint (or recipe) whose values differ between rows (σ, --set paths, time)."""
+    return [c for c in axis_columns(frame) if c not in ("checkpoint", "recipe") and frame[c].nunique(dropna=False) > 1]

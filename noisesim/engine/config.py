@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from noisesim.configs import parse_layers
 from noisesim.errors import UserError
 from noisesim.units import parse_time
 
@@ -167,7 +168,8 @@ class SweepConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=True)
 
-    ckpt: list[str] = Field(description="checkpoint name or folder (repeatable)")
+    ckpt: list[str] = Field(description="checkpoint name or folder (repeatable); also a Hugging Face sequence"
+                            " classifier folder or a PEFT (LoRA, IA3) adapter folder")
     sigma: list[float] | None = Field(None, description="σ of per-weight Gaussian noise, comma-separated (the"
                                       " paper's protocol; σ = 0, the clean reference, is always added)")
     profile: list[str] = Field(default_factory=list, description="device profile name or YAML file (repeatable);"
@@ -185,6 +187,8 @@ class SweepConfig(BaseModel):
     data: list[str] = Field(default_factory=lambda: ["sst2-dev"], description="sst2-dev, sst2-train, or a"
                             " TSV/CSV with sentence,label (repeatable: one axis value each)")
     twin: bool = Field(True, description="also sweep each StochGRASP checkpoint's deterministic twin")
+    layers: str = Field("all", description="the analog layers of Hugging Face / PEFT folders given to --ckpt: all |"
+                        " kvf2 | ff2 | roles like k,v,ff2 (noisesim checkpoints carry their own)")
     out: str | None = Field(None, description="results folder; rerunning into it skips finished cells")
     csv: bool = Field(False, description="also write results.csv")
     workers: int = Field(1, ge=1, le=256, description="local worker processes (1: in this process)")
@@ -218,6 +222,8 @@ class SweepConfig(BaseModel):
                 data[key] = [str(data[key])]
             elif isinstance(data.get(key), list | tuple):
                 data[key] = [str(v) if isinstance(v, Path) else v for v in data[key]]
+        if isinstance(data.get("layers"), list | tuple):
+            data["layers"] = ",".join(map(str, data["layers"]))
         if isinstance(data.get("out"), Path):
             data["out"] = str(data["out"])
         if data.get("sigma") is not None:
@@ -234,6 +240,12 @@ class SweepConfig(BaseModel):
         for v in value:
             if not v.strip():
                 raise ValueError("an empty name (give a name or a path)")
+        return value
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, value: str) -> str:
+        parse_layers(value)  # a UserError is a ValueError: reported as a problem of --layers
         return value
 
     @field_validator("out")

@@ -21,14 +21,15 @@ import torch
 from noisesim import __version__, checkpoints
 from noisesim.data import EvalBatches, encode, load_table
 from noisesim.devices import Profile, format_time
-from noisesim.engine.grid import Cell, backbone_fingerprint, data_fingerprint, folder_hash
+from noisesim.engine.grid import Cell, backbone_fingerprint, data_fingerprint, folder_hash, read_cell_checkpoint
 from noisesim.engine.program import ProgrammedWeights
 from noisesim.errors import UserError
 from noisesim.evaluate import accuracy
-from noisesim.methods import adapters_of, remove
+from noisesim.external import ExternalCheckpoint, build_external, load_external, release
+from noisesim.methods import adapters_of
 from noisesim.models import load_backbone
 
-_BACKBONES: dict[tuple, object] = {}  # (backbone id, labels, pooling) → loaded backbone
+_BACKBONES: dict[tuple, object] = {}  # (backbone id, labels, pooling) or an external folder's content → backbone
 _BATCHES: dict[tuple, EvalBatches] = {}  # (backbone id, data, max_length, batch size) → tokenised batches
 
 
@@ -62,9 +63,18 @@ def _backbone(ckpt: checkpoints.Checkpoint, data: str, max_length: int, batch_si
     if expect is not None and (expect["backbone_sha256"], expect["data_sha256"]) != (model_id, data_id):
         what = "backbone " + name if expect["backbone_sha256"] != model_id else "data set " + data
         raise UserError(f"the {what} changed while this sweep ran; rerun it (finished cells are kept)")
-    kind = (name, model_id, ckpt.meta.get("num_labels", 2), ckpt.meta.get("pooling", "mean"))
-    if kind not in _BACKBONES:
-        _BACKBONES[kind] = load_backbone(kind[0], num_labels=kind[2], pooling=kind[3])
+    if isinstance(ckpt, ExternalCheckpoint):  # its own model and tokenizer: cached by the folder's content
+        files = expect["checkpoint_sha256"] if expect is not None else folder_hash(ckpt.path)
+        kind = ("external", str(ckpt.path), files, model_id)
+        if kind not in _BACKBONES:
+            for other in [k for k in _BACKBONES if k[0] == "external"]:  # one external model held at a time
+                del _BACKBONES[other]
+            _BACKBONES[kind] = load_external(ckpt)
+        name = str(kind)
+    else:
+        kind = (name, model_id, ckpt.meta.get("num_labels", 2), ckpt.meta.get("pooling", "mean"))
+        if kind not in _BACKBONES:
+            _BACKBONES[kind] = load_backbone(kind[0], num_labels=kind[2], pooling=kind[3])
     backbone = _BACKBONES[kind]
     tokens = (name, model_id, data_id, max_length, batch_size)
     if tokens not in _BATCHES:
@@ -79,20 +89,27 @@ def preflight(loaded: list[checkpoints.Checkpoint], sources: list[str], max_leng
     for ckpt in loaded:
         for source in sources:
             backbone, _ = _backbone(ckpt, source, max_length, batch_size)
-        remove(checkpoints.build(ckpt, backbone))
+        release(build(ckpt, backbone))
+
+
+def build(ckpt, backbone):
+    """A checkpoint's analog layers wrapped in ``backbone`` (undone by ``external.release``)."""
+    if isinstance(ckpt, ExternalCheckpoint):
+        return build_external(ckpt, backbone)
+    return checkpoints.build(ckpt, backbone)
 
 
 def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: int) -> Iterator[dict]:
     """Evaluate cells in order, yielding one result row per cell as soon as it is done."""
     for (ckpt_path, data), group in itertools.groupby(cells, key=lambda c: (c.ckpt_path, c.data)):
         group = list(group)
-        ckpt = checkpoints.read(ckpt_path)
+        ckpt = read_cell_checkpoint(group[0])
         if folder_hash(ckpt.path) != group[0].provenance["checkpoint_sha256"]:
             raise UserError(f"checkpoint {ckpt_path} changed on disk while this sweep ran; rerun it (finished"
                             " cells are kept)")
         backbone, batches = _backbone(ckpt, data, max_length, batch_size, expect=group[0].provenance)
         n = sum(len(labels) for labels in batches.labels)
-        model = checkpoints.build(ckpt, backbone)
+        model = build(ckpt, backbone)
         profiles: dict[str, Profile] = {}  # validated once per profile content, not once per cell
         try:
             with ProgrammedWeights(adapters_of(model.model)) as weights:
@@ -106,11 +123,24 @@ def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: in
                     acc = accuracy(model.model, batches)
                     yield row_of(cell, ckpt, acc, n, seed, time.perf_counter() - start)
         finally:
-            remove(model)
+            release(model)
+
+
+def recipe_of(cell: Cell, ckpt: checkpoints.Checkpoint) -> tuple[str, int | None]:
+    """The checkpoint's recipe (its config's ``recipe``, else its label: a recipe of one seed) and training seed
+    (None when its config records no training, e.g. an old or external checkpoint). Provenance of the checkpoint,
+    not part of a cell's key: the key already hashes the checkpoint's files, config.json included."""
+    recipe = ckpt.meta.get("recipe")
+    training = ckpt.meta.get("training")
+    seed = training.get("seed") if isinstance(training, dict) else None
+    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    return (recipe if isinstance(recipe, str) and recipe else cell.checkpoint), seed
 
 
 def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, seed: int, seconds: float) -> dict:
-    return {"key": cell.key, "checkpoint": cell.checkpoint, "method": ckpt.method.method,
+    recipe, train_seed = recipe_of(cell, ckpt)
+    return {"key": cell.key, "checkpoint": cell.checkpoint, "method": ckpt.method.method, "recipe": recipe,
+            "train_seed": train_seed,
             "profile": cell.profile_name, "sigma": cell.values.get("gaussian.sigma", float("nan")),
             **{k: v for k, v in cell.values.items() if k != "gaussian.sigma"},
             "time": format_time(cell.t), "time_s": cell.t, "chip": cell.chip, "program": cell.program,

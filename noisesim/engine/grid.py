@@ -2,7 +2,8 @@
 
 Every cell has one identity: its key hashes everything that can change its number (all checkpoint files
 and the checkpoint's name, the backbone, the validated profile, time, chip / programming / read, base
-seed, data content, evaluation settings). Two cells never share a key, and two cells never share their
+seed, data content, evaluation settings; for an external Hugging Face or PEFT folder also its analog layers and,
+for PEFT, the base model's fingerprint as its backbone). Two cells never share a key, and two cells never share their
 axis values and realization indices: a duplicate is removed or refused, never counted as a realization.
 """
 
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from noisesim import checkpoints
+from noisesim import checkpoints, external
+from noisesim.configs import LAYER_PRESETS, parse_layers
 from noisesim.devices import Profile, builtin_profile, load_profile, user_profiles
 from noisesim.engine.config import SweepConfig
 from noisesim.errors import UserError
@@ -141,15 +143,48 @@ def _show(values: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items()) or "no --set"
 
 
-def expand_checkpoints(names: list[str], twin: bool, notices: list[str]) -> list[checkpoints.Checkpoint]:
+AnyCheckpoint = checkpoints.Checkpoint | external.ExternalCheckpoint
+
+
+def _store_name(name: str) -> bool:
+    """A bare name of a checkpoint in a store (a store name wins over a folder of that name here)."""
+    return "/" not in name and not name.startswith((".", "~")) and name in checkpoints.known_checkpoints()
+
+
+def read_checkpoint(name: str, layers: str | tuple[str, ...] = "all") -> AnyCheckpoint:
+    """A noisesim checkpoint (store name or folder), or an external folder: a PEFT adapter (adapter_config.json)
+    or a Hugging Face sequence classifier (config.json naming a …ForSequenceClassification, no adapter.safetensors),
+    whose analog layers ``layers`` selects."""
+    text = str(name)
+    folder = Path(text).expanduser()
+    if not _store_name(text) and external.kind_of(folder):
+        return external.read_external(folder, layers)
+    if folder.is_dir() and not (folder / checkpoints.WEIGHTS).exists():
+        archs = external.architectures(folder)
+        if archs:
+            raise UserError(f"{text} holds a Hugging Face {archs[0]}, not a sequence classifier: --ckpt takes noisesim"
+                            " checkpoints, …ForSequenceClassification folders and PEFT adapter folders")
+    return checkpoints.read(name)
+
+
+def read_cell_checkpoint(cell: Cell) -> AnyCheckpoint:
+    """The checkpoint a cell was planned for, read again from its folder (as the kind it was planned as)."""
+    if cell.layers is None:
+        return checkpoints.read(cell.ckpt_path)
+    return external.read_external(cell.ckpt_path, cell.layers)
+
+
+def expand_checkpoints(names: list[str], twin: bool, notices: list[str],
+                       layers: str | tuple[str, ...] = "all") -> list[AnyCheckpoint]:
     """Read the checkpoints; add each one's deterministic twin unless listed or ``twin`` is off. The same
-    folder given twice is read once; two folders with one name are told apart by their paths."""
+    folder given twice is read once; two folders with one name are told apart by their paths. ``layers`` selects
+    the analog layers of external folders (noisesim checkpoints carry their own)."""
     if not names:
         raise UserError(f"no checkpoint given (use --ckpt NAME; known: {', '.join(checkpoints.known_checkpoints())})")
-    loaded: list[checkpoints.Checkpoint] = []
+    loaded: list[AnyCheckpoint] = []
     seen: dict[Path, str] = {}
 
-    def add(ckpt: checkpoints.Checkpoint, given: str) -> None:
+    def add(ckpt: AnyCheckpoint, given: str) -> None:
         where = ckpt.path.resolve()
         if where in seen:
             notices.append(f"--ckpt {given!r} is the checkpoint {seen[where]!r} again; evaluated once")
@@ -158,7 +193,7 @@ def expand_checkpoints(names: list[str], twin: bool, notices: list[str]) -> list
         loaded.append(ckpt)
 
     for name in names:
-        add(checkpoints.read(name), name)
+        add(read_checkpoint(name, layers), name)
     for ckpt in list(loaded):
         if twin and ckpt.twin:
             try:
@@ -169,10 +204,18 @@ def expand_checkpoints(names: list[str], twin: bool, notices: list[str]) -> list
             if other.path.resolve() not in seen:
                 seen[other.path.resolve()] = ckpt.twin
                 loaded.append(other)
+    if parse_layers(layers) != LAYER_PRESETS["all"]:
+        own = [c.name for c in loaded if not isinstance(c, external.ExternalCheckpoint)]
+        if len(own) == len(loaded):
+            raise UserError("--layers selects the analog layers of Hugging Face and PEFT folders; noisesim checkpoints"
+                            " carry their own (drop --layers)")
+        if own:
+            notices.append(f"--layers applies to the Hugging Face and PEFT folders only; {', '.join(own)} keep the"
+                           " layers they were trained with")
     return loaded
 
 
-def checkpoint_labels(loaded: list[checkpoints.Checkpoint]) -> dict[Path, str]:
+def checkpoint_labels(loaded: list[AnyCheckpoint]) -> dict[Path, str]:
     """A unique label per checkpoint: its name, or its path where two share a name."""
     counts: dict[str, int] = {}
     for ckpt in loaded:
@@ -226,6 +269,7 @@ class Cell:
     provenance: dict = field(default_factory=dict)
     data: str = "sst2-dev"
     clean: bool = False
+    layers: str | None = None  # an external checkpoint's analog roles (q,k,...); None: a noisesim checkpoint's own
 
     def profile(self) -> Profile:
         return Profile(self.profile_data, f"<{self.profile_name}>", name=self.profile_name)
@@ -258,7 +302,7 @@ def realizations(setting: Setting, config: SweepConfig, notices: list[str]) -> l
             for t in config.time for r in range(reads)]
 
 
-def build_cells(loaded: list[checkpoints.Checkpoint], settings: list[Setting], config: SweepConfig,
+def build_cells(loaded: list[AnyCheckpoint], settings: list[Setting], config: SweepConfig,
                 data: dict[str, str], notices: list[str]) -> list[Cell]:
     """Every data set × checkpoint × setting × chip × programming × time × read, in a fixed order, each keyed
     by a hash of what determines its number; noise-free settings get a single cell. ``data`` maps each data
@@ -276,11 +320,14 @@ def build_cells(loaded: list[checkpoints.Checkpoint], settings: list[Setting], c
     for source, data_hash in data.items():
         for ckpt in loaded:
             label, files, backbone = ckpt_ids[ckpt.path]
+            layers = ",".join(ckpt.layers) if isinstance(ckpt, external.ExternalCheckpoint) else None
             for setting in settings:
                 profile = setting.profile
                 for t, chip, program, read in realizations(setting, config, notices):
                     what = [label, files, backbone, profile.name, setting.spec_hash, t, chip, program, read,
                             config.seed, source, data_hash, evaluation]
+                    if layers is not None:  # which layers of an external model are analog changes its numbers
+                        what.append({"layers": layers})
                     key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
                     identity = (source, label, profile.name, json.dumps(setting.values, sort_keys=True, default=str),
                                 t, chip, program, read)
@@ -291,7 +338,7 @@ def build_cells(loaded: list[checkpoints.Checkpoint], settings: list[Setting], c
                                       setting.values, t, chip, program, read, key,
                                       {"checkpoint_sha256": files, "profile_sha256": setting.spec_hash,
                                        "backbone_sha256": backbone, "data_sha256": data_hash},
-                                      source, profile.noiseless))
+                                      source, profile.noiseless, layers))
     if len({c.key for c in cells}) != len(cells):
         raise UserError("internal: two cells share a key; please report this sweep")
     return cells

@@ -66,7 +66,7 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
     if out is not None:
         check_results_folder(out)
     settings = build_settings(config, notices)
-    loaded = expand_checkpoints(config.ckpt, config.twin, notices)
+    loaded = expand_checkpoints(config.ckpt, config.twin, notices, config.layers)
     fingerprints, chances, where = {}, {}, {}
     for source in config.data:
         table = load_table(source)
@@ -148,6 +148,6 @@ def axis_values(cell) -> dict:
             **{k: v for k, v in cell.values.items() if k != "gaussian.sigma"}, "time": format_time(cell.t)}
 
 
-ROW_COLUMNS = ["key", "checkpoint", "method", "profile", "sigma", "time", "time_s", "chip", "program", "read", "seed",
-               "clean", "accuracy", "n", "data", "backbone", "seconds", "checkpoint_sha256", "profile_sha256",
-               "backbone_sha256", "data_sha256", "noisesim_version", "git_commit", "torch", "device"]
+ROW_COLUMNS = ["key", "checkpoint", "method", "recipe", "train_seed", "profile", "sigma", "time", "time_s", "chip",
+               "program", "read", "seed", "clean", "accuracy", "n", "data", "backbone", "seconds", "checkpoint_sha256",
+               "profile_sha256", "backbone_sha256", "data_sha256", "noisesim_version", "git_commit", "torch", "device"]

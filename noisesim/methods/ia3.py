@@ -28,6 +28,18 @@ class IA3Linear(AdapterLinear):
     def from_config(cls, base: nn.Linear, config: MethodConfig, gen: torch.Generator, role: str) -> IA3Linear:
         return cls(base, gen, feedforward=role in FEEDFORWARD)
 
+    @classmethod
+    def wrap(cls, peft_layer: nn.Module) -> IA3Linear:
+        """The analog layer around an existing peft ``ia3.Linear`` (one ``PeftModel.from_pretrained`` loaded): its
+        base layer is programmed, its trained scales stay as they are (nothing is initialised anew)."""
+        base = getattr(peft_layer, "base_layer", None)
+        if not isinstance(base, nn.Linear):
+            raise TypeError(f"expected a peft ia3.Linear around an nn.Linear, got {type(peft_layer).__name__}")
+        layer = cls.__new__(cls)
+        AdapterLinear.__init__(layer, base)
+        layer.peft = peft_layer
+        return layer
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.peft(x)  # base holds W, a programmed realization, or W + a training perturbation
 
