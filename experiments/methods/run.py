@@ -5,6 +5,8 @@ finished cells. Run from the repository root after the README's install:
     python experiments/methods/run.py all        # train → sweep → table and figure (hours on 2 CPU cores)
     python experiments/methods/run.py table      # only the table and the figure, from the stored sweeps
 
+The committed results came from two processes side by side, one thread each (experiments/methods/run.sh).
+
 Checkpoints go to experiments/methods/ckpts/ (not committed: full fine-tuning's is 90 MB); sweeps, the table
 (methods.md, methods.csv), the Pareto figure (pareto.png) and timings.json to experiments/methods/.
 """
@@ -221,10 +223,16 @@ def pareto(rows: list[dict]) -> None:
 
 if __name__ == "__main__":
     stage = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if stage not in ("all", "train", "sweep", "table"):
-        sys.exit(f"usage: {sys.argv[0]} [all|train|sweep|table]")
+    if stage not in ("all", "train", "sweep", "table") or len(sys.argv) > 3:
+        sys.exit(f"usage: {sys.argv[0]} [all|train|sweep|table] [RECIPE,RECIPE,...]")
+    if len(sys.argv) == 3:  # a subset, e.g. to run two processes side by side (OMP_NUM_THREADS=1 each)
+        keep = sys.argv[2].split(",")
+        if unknown := [r for r in keep if r not in RECIPES]:
+            sys.exit(f"unknown recipes {unknown}; known: {', '.join(RECIPES)}")
+        RECIPES = {r: RECIPES[r] for r in keep}
     if stage in ("all", "train"):
         train_all()
     if stage in ("all", "sweep"):
         sweep_all()
-    table()
+    if stage in ("all", "table") and len(sys.argv) < 3:
+        table()
