@@ -173,6 +173,18 @@ def sigma_summary(sig: torch.Tensor) -> dict[str, float]:
             **{f"q{round(100 * float(p)):02d}": float(v) for p, v in zip(probs, quantiles, strict=True)}}
 
 
+def method_listing() -> list[dict]:
+    """One row per registered method: name, what it trains, what is analog (programmed), what is digital, and the
+    analog roles its adapter goes on by default."""
+    from noisesim.configs import DEFAULT_TARGETS
+    from noisesim.methods import METHODS, FrozenLinear
+
+    every = ("every analog layer",)
+    return [{"name": m.name, "trained": m.trained, "analog": m.analog, "digital": m.digital,
+             "targets": "—" if m.layer is FrozenLinear else ",".join(DEFAULT_TARGETS.get(m.name, every))}
+            for m in METHODS.values()]
+
+
 def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfig | None = None,
           progress: bool = True, **options) -> SweepResult:
     """Run a sweep given as a ``SweepConfig`` or as its options (the CLI's names: ckpt, sigma, profile, time,
@@ -255,4 +267,4 @@ def plot(results: SweepResult | str | os.PathLike, out: str | os.PathLike | None
 
 
 __all__ = ["MethodConfig", "SweepConfig", "SweepResult", "TrainConfig", "load_results", "load_sweep_config", "plot",
-           "summarize", "sweep", "train", "train_seeds"]
+           "summarize", "sweep", "train", "train_seeds", "method_listing"]

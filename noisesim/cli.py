@@ -457,6 +457,17 @@ def ckpts():
     typer.echo(frame.astype(object).fillna("").to_string(index=False))
 
 
+@app.command()
+@user_errors
+def methods():
+    """List the fine-tuning methods: what each trains, what is programmed (analog), what stays digital."""
+    from noisesim.api import method_listing
+
+    for row in method_listing():
+        typer.echo(f"{row['name']}\n  trains:  {row['trained']}\n  analog:  {row['analog']}"
+                   f"\n  digital: {row['digital']}\n  targets: {row['targets']}")
+
+
 def main():
     """The ``noisesim`` entry point: every user error ends as one line ``error: …``, exit 2."""
     app(prog_name="noisesim")

@@ -357,3 +357,11 @@ def test_training_noise_leaves_no_perturbation_behind(tiny_dirs, tiny_tsv):
     for n, a in adapters_of(bb.model).items():
         assert a.base.weight.data_ptr() == frozen[n][0] and torch.equal(a.base.weight, frozen[n][1])
         assert not a.is_programmed and not a._perturbed
+
+
+def test_methods_command_lists_what_is_analog_and_digital():
+    result = invoke("methods")
+    assert result.exit_code == 0, result.output
+    names = [line for line in result.output.splitlines() if line and not line.startswith(" ")]
+    assert names == list(METHODS)
+    assert "analog:  W + B·A·α/r merged" in result.output and "targets: q,v" in result.output
