@@ -189,6 +189,67 @@ def table() -> None:
     (HERE / "methods.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     pareto(rows)
+    gaps()
+
+
+PAIRS = [("stochgrasp", "grasp-w-hwa"), ("stochgrasp", "grasp-w"), ("grasp-w-hwa", "grasp-w")]
+
+
+def gaps() -> None:
+    """gaps.md: for the recipes trained with several seeds, the difference of mean accuracies per setting with a
+    Welch 95 % interval over training seeds (each seed's mean over its realizations is one observation), and
+    the spread between training seeds (sd_train) next to the spread between programmings (sd_program), from
+    ``noisesim.summarize`` by recipe."""
+    import pandas as pd
+    from scipy.stats import t as student_t
+
+    import noisesim
+
+    frame = frames()
+    if frame.empty:
+        return
+    lines = ["| A − B | " + " | ".join(["clean", *[c for c, _, _ in COLUMNS]]) + " |",
+             "|---|" + "---|" * (1 + len(COLUMNS))]
+    clean = frame[frame["clean"] & (frame["setting"] == "gaussian")].groupby(["recipe", "seed_train"])["accuracy"]
+    columns = [("clean", clean.mean())] + [(c, seed_means(frame, s, w)) for c, s, w in COLUMNS]
+    for a, b in PAIRS:
+        cells = []
+        for _, means in columns:
+            if a not in means.index.get_level_values(0) or b not in means.index.get_level_values(0):
+                cells.append("—")
+                continue
+            xa, xb = 100 * means[a].to_numpy(), 100 * means[b].to_numpy()
+            diff = xa.mean() - xb.mean()
+            if len(xa) < 2 or len(xb) < 2:
+                cells.append(f"{diff:+.1f}")
+                continue
+            va, vb = xa.var(ddof=1) / len(xa), xb.var(ddof=1) / len(xb)
+            se = math.sqrt(va + vb)
+            dof = (va + vb) ** 2 / (va ** 2 / (len(xa) - 1) + vb ** 2 / (len(xb) - 1)) if se > 0 else 1
+            half = float(student_t.ppf(0.975, dof)) * se
+            cells.append(f"{diff:+.1f} [{diff - half:+.1f}, {diff + half:+.1f}]")
+        lines.append(f"| {a} − {b} | " + " | ".join(cells) + " |")
+    parts = []
+    for setting in SETTINGS:
+        part = frame[(frame["setting"] == setting) & frame["recipe"].isin([r for r, (_, _, seeds) in RECIPES.items()
+                                                                           if len(seeds) > 1])]
+        if part.empty:
+            continue
+        part = part.drop(columns=["setting", "seed_train", "percent", "train_seconds"])
+        parts.append(noisesim.summarize(part, by="recipe"))
+    spread = ["", "| recipe | setting | seeds | sd_train | sd_program | sd_seed_means |", "|---|---|---|---|---|---|"]
+    if parts:
+        summary = pd.concat(parts, ignore_index=True)
+        summary = summary[~(summary["clean"] & summary.duplicated(subset=["recipe", "clean"]))]
+        for _, row in summary.iterrows():
+            setting = "clean" if row["clean"] else ", ".join(
+                f"{k}={row[k]}" for k in ("profile", "sigma", "time") if k in row and row[k] == row[k]
+                and row[k] not in ("gaussian", "0s"))
+            spread.append(f"| {row['recipe']} | {setting} | {row['seeds']} | {100 * row['sd_train']:.2f} |"
+                          f" {100 * row['sd_program']:.2f} | {100 * row['sd_seed_means']:.2f} |")
+    (HERE / "gaps.md").write_text("Differences in accuracy points, Welch 95 % interval over training seeds:\n\n"
+                                  + "\n".join(lines) + "\n" + "\n".join(spread) + "\n")
+    print("\n".join(lines + spread))
 
 
 def pareto(rows: list[dict]) -> None:
