@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _API = ("train", "train_seeds", "sweep", "load_results", "summarize", "plot", "SweepConfig", "SweepResult",
         "MethodConfig", "TrainConfig")

@@ -11,8 +11,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import pandas as pd
 import torch
 
 from noisesim import checkpoints
-from noisesim.configs import DEFAULT_BACKBONE, MethodConfig, TrainConfig, parse_train_noise
+from noisesim.configs import DEFAULT_BACKBONE, MethodConfig, TrainConfig, check_effective, parse_train_noise
 from noisesim.data import load_table
 from noisesim.devices import load_profile
 from noisesim.engine.config import SweepConfig, load_sweep_config
@@ -32,7 +34,7 @@ from noisesim.models import load_backbone, resolve_backbone
 from noisesim.plots import check_formats, default_hue, default_stem, plot_axis, plot_grid
 from noisesim.stats import check_by
 from noisesim.stats import summarize as summarize_frame
-from noisesim.textio import atomic_write
+from noisesim.textio import atomic_write, expand_user
 from noisesim.training import TrainResult, sigma_values
 from noisesim.training import train as train_loop
 
@@ -45,12 +47,36 @@ def train(out: str, method: MethodConfig | str | None = None, config: TrainConfi
 
     Give the settings as configs (``MethodConfig``, ``TrainConfig``) or as options named like the CLI's
     (``train("mine", method="stochgrasp", k=64, steps=2000)``; ``lam`` is ``--lambda``, ``train_data``
-    is ``--data``); an unknown option is a UserError with a did-you-mean. The defaults are the recipe of the
-    shipped ``sst2-stoch``. Everything that can be checked is checked before training: the target (new, empty or
-    a checkpoint, not a shipped name), the twin (an existing checkpoint), the data, the training noise.
-    ``recipe`` names the recipe this run is one training seed of (default: the checkpoint's name); sweeps group
-    checkpoints of one recipe. ``train_seeds`` trains a recipe with several seeds."""
+    is ``--data``); an unknown option, or one that cannot take effect for the method (``k`` for LoRA), is a
+    UserError. The defaults are the recipe of the shipped ``sst2-stoch``. Everything that can be checked is
+    checked before training: the target (new, empty or a checkpoint, not a shipped name), the twin (an existing
+    checkpoint), the data, the training noise. ``recipe`` names the recipe this run is one training seed of
+    (default: the checkpoint's name); sweeps group checkpoints of one recipe. ``train_seeds`` trains a recipe
+    with several seeds."""
+    plan = _plan(out, method, config, options, model=model, twin=twin, pooling=pooling, recipe=recipe)
+    with checkpoints.claim(plan.folder):
+        return _train_and_write(plan, progress)
+
+
+@dataclass
+class _Plan:
+    """A checked training run: where it writes and everything it needs."""
+
+    folder: Path
+    method: MethodConfig
+    config: TrainConfig
+    model: str
+    twin: str | None
+    pooling: str
+    num_labels: int
+    recipe: str
+
+
+def _plan(out, method, config, options: dict, *, model: str, twin: str | None, pooling: str,
+          recipe: str | None) -> _Plan:
+    """Every check ``train`` makes before it loads anything."""
     method, config = _configs(method, config, options)
+    check_effective(method, config)
     if recipe is not None and (not isinstance(recipe, str) or not recipe.strip() or len(recipe) > 200):
         raise UserError(f"recipe={recipe!r} must be a non-empty name of at most 200 characters")
     if pooling not in ("mean", "cls"):
@@ -68,17 +94,32 @@ def train(out: str, method: MethodConfig | str | None = None, config: TrainConfi
     num_labels = max(2, max(load_table(config.train_data)["label"]) + 1)
     if config.train_noise is not None and (noise := parse_train_noise(config.train_noise))[0] == "profile":
         load_profile(noise[1])  # a missing or invalid profile fails now, not at the first step
-    with checkpoints.claim(folder):
-        return _train_and_write(folder, method, config, model, twin, pooling, progress, num_labels,
-                                recipe or folder.name)
+    return _Plan(folder, method, config, model, twin, pooling, num_labels, recipe or folder.name)
 
 
-def train_seeds(out: str, seeds, method: MethodConfig | str | None = None, config: TrainConfig | None = None,
+def seed_names(out: str | os.PathLike, seeds: list[int]) -> list[str]:
+    """``OUT-s0``, ``OUT-s1``, …: store names for a store name, paths (kept paths) for a path."""
+    if not isinstance(out, str | os.PathLike):
+        raise TypeError(f"out must be a recipe name or folder path (str), got {type(out).__name__}")
+    text = os.fspath(out)
+    if not text.strip():
+        raise UserError("--out is empty: give a recipe name (e.g. my-run) or a folder path (e.g. ./runs/my-run)")
+    if not checkpoints.is_path(out):
+        return [f"{text}-s{seed}" for seed in seeds]
+    base = expand_user(text)
+    if base.name in ("", ".", ".."):
+        raise UserError(f"--out {text!r} names a folder, not a recipe: give a name (e.g. ./runs/my-run)")
+    return [str(p) if p.is_absolute() else f"./{p}" for p in (base.parent / f"{base.name}-s{seed}" for seed in seeds)]
+
+
+def train_seeds(out: str | os.PathLike, seeds, method: MethodConfig | str | None = None,
+                config: TrainConfig | None = None, *, recipe: str | None = None, progress: bool = True,
                 **options) -> list[tuple[Path, TrainResult, dict]]:
-    """Train one recipe with each training seed in ``seeds``: checkpoints ``OUT-s0``, ``OUT-s1``, … (a name in
-    the user store or a path, as ``out`` is), each recording the recipe ``OUT`` so that a sweep summarises them
-    together (mean ± std over seeds × realizations, ``sd_train``). Options as for ``train``; ``seed`` is not
-    one of them. All targets are checked before the first run."""
+    """Train one recipe with each training seed in ``seeds``: checkpoints ``OUT-s0``, ``OUT-s1``, … (names in the
+    user store, or paths, as ``out`` is), each recording the recipe (``recipe``, default OUT's name) so that a
+    sweep summarises them together (mean ± std over seeds × realizations, ``sd_train``). Options as for
+    ``train``; the seeds replace ``seed``. Every target, the twin and the data are checked, and every target
+    claimed, before the first run; Ctrl-C stops after the seed it interrupts (its best checkpoint is kept)."""
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = [seeds]
     if not isinstance(seeds, list | tuple) or not seeds or any(
@@ -88,17 +129,30 @@ def train_seeds(out: str, seeds, method: MethodConfig | str | None = None, confi
         raise UserError(f"seeds={list(seeds)} repeats a seed: each seed is trained once")
     if "seed" in options or (config is not None and config.seed != TrainConfig().seed):
         raise UserError("give the training seeds as seeds=, not seed= (train_seeds sets each run's seed)")
-    if not isinstance(out, str) or not out.strip():
-        raise UserError("--out is empty: give a recipe name (e.g. my-run) or a folder path (e.g. ./runs/my-run)")
-    names = [f"{out.rstrip('/')}-s{seed}" for seed in seeds]
-    for name in names:
-        checkpoints.out_folder(name)
-    recipe = Path(out.rstrip("/")).name
-    results = []
+    names = seed_names(out, list(seeds))
+    recipe = recipe if recipe is not None else expand_user(os.fspath(out)).name
+    if recipe in checkpoints.shipped_names():
+        raise UserError(f"recipe {recipe!r} is the name of a shipped checkpoint, which a sweep would pool with it:"
+                        " choose another --out")
+    keys = {k: options.pop(k) for k in ("model", "twin", "pooling") if k in options}
+    plans = []
     for seed, name in zip(seeds, names, strict=True):
         run_config = config.model_copy(update={"seed": seed}) if config is not None else None
         run_options = options if run_config is not None else {**options, "seed": seed}
-        results.append(train(name, method, run_config, recipe=recipe, **run_options))
+        plans.append(_plan(name, method, run_config, dict(run_options), model=keys.get("model", DEFAULT_BACKBONE),
+                           twin=keys.get("twin"), pooling=keys.get("pooling", "mean"), recipe=recipe))
+    targets = {p.folder.resolve() for p in plans}
+    if (twin := plans[0].twin) is not None and checkpoints.resolve(twin).resolve() in targets:
+        raise UserError(f"--twin {twin!r} is one of the checkpoints being written: a checkpoint cannot be its own"
+                        " twin")
+    results = []
+    with contextlib.ExitStack() as stack:
+        for plan in plans:
+            stack.enter_context(checkpoints.claim(plan.folder))
+        for plan in plans:
+            results.append(_train_and_write(plan, progress))
+            if results[-1][1].interrupted:
+                break
     return results
 
 
@@ -131,10 +185,11 @@ def _configs(method, config, options: dict) -> tuple[MethodConfig, TrainConfig]:
     return method, config
 
 
-def _train_and_write(folder: Path, method: MethodConfig, config: TrainConfig, model: str, twin: str | None,
-                     pooling: str, progress: bool, num_labels: int, recipe: str) -> tuple[Path, TrainResult, dict]:
+def _train_and_write(plan: _Plan, progress: bool) -> tuple[Path, TrainResult, dict]:
+    folder, method, config, model, twin = plan.folder, plan.method, plan.config, plan.model, plan.twin
+    pooling, num_labels, recipe = plan.pooling, plan.num_labels, plan.recipe
     backbone = load_backbone(model, num_labels=num_labels, seed=config.seed, pooling=pooling)
-    inject(backbone, method)
+    inject(backbone, method, init_seed=config.seed)
     result = train_loop(backbone, config, progress=progress, method=method)
     if result.best_step == 0:
         raise UserError("training stopped before its first selectable evaluation; nothing written"

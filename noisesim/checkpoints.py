@@ -37,7 +37,7 @@ from noisesim.configs import MethodConfig, TrainConfig, describe_error
 from noisesim.errors import UserError
 from noisesim.methods import LAYERS, inject, load_trainable_state, remove, saved_names, trainable_state, trains_backbone
 from noisesim.models import Backbone, load_backbone, resolve_backbone
-from noisesim.textio import unwritable
+from noisesim.textio import expand_user, unwritable
 
 try:
     import fcntl
@@ -118,7 +118,7 @@ def known_checkpoints() -> dict[str, Path]:
     return found
 
 
-def _is_path(name_or_path: str | Path) -> bool:
+def is_path(name_or_path: str | Path) -> bool:
     text = str(name_or_path)
     return isinstance(name_or_path, Path) or "/" in text or os.sep in text or text.startswith((".", "~"))
 
@@ -135,8 +135,8 @@ def resolve(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     if not text.strip():
         raise UserError("empty checkpoint name: give a name from `noisesim ckpts` or a checkpoint folder")
-    if _is_path(name_or_path):
-        path = Path(text).expanduser()
+    if is_path(name_or_path):
+        path = expand_user(text)
         recover(path.parent, only=path.name)
         if _has_files(path):
             return path
@@ -220,6 +220,9 @@ def load_meta(folder: Path) -> dict:
     except (ValueError, RecursionError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{where} is not valid JSON ({first}): re-train or re-copy the checkpoint") from None
+    if isinstance(raw, dict) and "architectures" in raw and "noisesim_version" not in raw:
+        raise UserError(f"checkpoint {folder}: {CONFIG} is a Hugging Face model config next to a noisesim"
+                        f" {WEIGHTS}: the folder mixes two kinds of checkpoint; put them in separate folders")
     return validate_meta(raw, where)
 
 
@@ -291,6 +294,9 @@ def check_tensors(tensors: dict[str, torch.Tensor], meta: dict, where: str) -> N
 def read(name_or_path: str | Path) -> Checkpoint:
     """Resolve, then read and validate a checkpoint (config schema, tensor names, dtypes, shapes, values)."""
     folder = resolve(name_or_path)
+    if (folder / "adapter_config.json").exists():
+        raise UserError(f"{folder} holds both a noisesim checkpoint ({CONFIG}, {WEIGHTS}) and a PEFT adapter"
+                        " (adapter_config.json): which one to sweep is ambiguous; put them in separate folders")
     meta = load_meta(folder)
     try:
         tensors = load_file(folder / WEIGHTS)
@@ -385,7 +391,7 @@ def check_target(folder: str | Path) -> Path:
         raise TypeError(f"out must be a checkpoint name or folder path (str), got {type(folder).__name__}")
     if not str(folder).strip():
         raise _refuse(folder, "the name is empty")
-    folder = Path(folder).expanduser()
+    folder = expand_user(folder)
     if folder.name in ("", ".", ".."):
         raise _refuse(folder, "it names the current, parent or root folder, not a checkpoint folder")
     if folder.name.startswith("."):
@@ -432,7 +438,7 @@ def out_folder(name_or_path: str) -> Path:
     text = str(name_or_path)
     if not text.strip():
         raise UserError("--out is empty: give a checkpoint name (e.g. my-run) or a folder path (e.g. ./runs/my-run)")
-    if _is_path(name_or_path):
+    if is_path(name_or_path):
         return check_target(text)
     if not NAME_RE.fullmatch(text):
         raise UserError(f"--out {text!r} is not a checkpoint name (letters, digits and . _ + -, starting with a"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -234,16 +235,19 @@ def train(
         if result.interrupted:
             typer.echo(f"interrupted: kept the best checkpoint seen so far (step {result.best_step})", err=True)
         typer.echo(f"saved {folder}")
-        if result.interrupted:
-            break
+    if runs[-1][1].interrupted:
+        if len(seeds) > 1:
+            typer.echo(f"stopped after seed {runs[-1][2]['training']['seed']}: {len(runs)} of {len(seeds)} seeds"
+                       " written", err=True)
+        raise typer.Exit(130)
 
 
 def parse_seeds(text: str) -> list[int]:
     """'0' → [0]; '0,1,2' → [0, 1, 2]; UserError on anything else."""
-    try:
-        seeds = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise UserError(f"--seed {text!r} must be an integer or comma-separated integers (e.g. 0,1,2)") from None
+    parts = text.split(",")
+    if not all(re.fullmatch(r"[0-9]+", part.strip()) for part in parts):
+        raise UserError(f"--seed {text!r} must be an integer or comma-separated integers (e.g. 0,1,2)")
+    seeds = [int(part) for part in parts]
     if any(not 0 <= x < 2**63 for x in seeds):
         raise UserError(f"--seed {text!r}: seeds run from 0 to 2**63 - 1")
     if len(set(seeds)) != len(seeds):

@@ -20,7 +20,18 @@ DEFAULT_TARGETS = {"lora": ("q", "v"), "ia3": ("k", "v", "ff2")}
 # Learning rate of the trained tensors but the head, when --lr is not given.
 DEFAULT_LR = {"full": 5e-5, "ia3": 3e-3}
 FALLBACK_LR = 1e-3
+MAX_TIME_S = 1000 * 365 * 86400.0  # the longest time a sweep or training noise takes (1000 years)
 LAYER_PRESETS = {"all": ("q", "k", "v", "o", "ff1", "ff2"), "kvf2": ("k", "v", "ff2"), "ff2": ("ff2",)}
+
+# The settings that act only for some methods: field → the methods it acts on. Another method must keep the
+# field's default (``check_effective``), and a recipe's identity ignores it (``effective_settings``).
+GRASP_FAMILY = ("grasp", "grasp-w", "stochgrasp")
+METHOD_ONLY = {"k": GRASP_FAMILY, "rows": ("grasp-w", "stochgrasp"), "scale": ("grasp",), "shift": ("grasp",),
+               "sigma_init": ("stochgrasp",), "noise_path": ("stochgrasp",), "perm_seed": GRASP_FAMILY,
+               "targets": ("grasp", "grasp-w", "stochgrasp", "full", "lora", "ia3"), "rank": ("lora",),
+               "lora_alpha": ("lora",), "lora_digital": ("lora",)}
+TRAIN_ONLY = {"sigma_lr": ("stochgrasp",), "lam": ("stochgrasp",), "sigma_target": ("stochgrasp",),
+              "sigma_reduction": ("stochgrasp",)}
 
 # Field name → CLI flag, so that one message serves the CLI and the Python API.
 FLAGS = {"lam": "--lambda", "train_data": "--data", "k": "--k", "scale": "--scale/--no-scale",
@@ -62,7 +73,10 @@ def parse_layers(layers: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     if isinstance(layers, str):
         if layers in LAYER_PRESETS:
             return LAYER_PRESETS[layers]
-        layers = tuple(x.strip() for x in layers.split(",") if x.strip())
+        items = [x.strip() for x in layers.split(",")]
+        if len(items) > 1 and not all(items):
+            raise UserError(f"layer selection {layers!r} has an empty item: give roles separated by single commas")
+        layers = tuple(x for x in items if x)
     roles = tuple(layers)
     bad = [r for r in roles if r not in LAYER_PRESETS["all"]]
     if bad or not roles:
@@ -247,25 +261,64 @@ class TrainConfig(StrictConfig):
 def parse_train_noise(spec: str) -> tuple[str, float | str, float]:
     """``gaussian:0.03`` → ("gaussian", 0.03, 0.0); ``pcm@1d`` → ("profile", "pcm", 86400.0). UserError on a bad
     spec (the profile itself is loaded, and checked, when training starts)."""
-    from noisesim.units import parse_time
+    from noisesim.units import parse_decimal, parse_time
 
     usage = "use gaussian:SIGMA (e.g. gaussian:0.03) or a device profile name or YAML path, optionally @TIME"
     if not isinstance(spec, str) or not spec.strip():
         raise UserError(f"--train-noise {spec!r} is empty: {usage}")
+    if spec.count("@") > 1:
+        raise UserError(f"--train-noise {spec!r} gives more than one @TIME: {usage}")
     body, at, when = spec.strip().rpartition("@") if "@" in spec else (spec.strip(), "", "")
     try:
         t = parse_time(when) if at else 0.0
     except ValueError as exc:
         raise UserError(f"--train-noise {spec!r}: {exc}") from None
+    if t > MAX_TIME_S:
+        raise UserError(f"--train-noise {spec!r}: the time is more than 1000 years")
     if body.startswith("gaussian:") or body == "gaussian":
         text = body.partition(":")[2]
         try:
-            sigma = float(text)
+            sigma = parse_decimal(text)
         except ValueError:
-            raise UserError(f"--train-noise {spec!r}: {text!r} is not a number; {usage}") from None
-        if not 0 <= sigma <= 1000 or sigma != sigma:
-            raise UserError(f"--train-noise {spec!r}: σ must be a finite number from 0 to 1000")
+            raise UserError(f"--train-noise {spec!r}: {text!r} is not a plain decimal number; {usage}") from None
+        if not 0 <= sigma <= 100:
+            raise UserError(f"--train-noise {spec!r}: σ must be a finite number from 0 to 100 (weight units)")
+        if at:
+            raise UserError(f"--train-noise {spec!r}: Gaussian noise does not change with time: drop @{when}")
         return "gaussian", sigma, t
     if not body:
         raise UserError(f"--train-noise {spec!r} names no profile: {usage}")
     return "profile", body, t
+
+
+def check_effective(method: MethodConfig, training: TrainConfig) -> None:
+    """UserError for a setting that cannot take effect: a field another method uses set away from its default
+    (``--k`` for LoRA, ``--rank`` for GRASP, ``--lambda`` without StochGRASP), ``--target-warmup`` with neither
+    StochGRASP nor training noise, or training noise that adds nothing (``gaussian:0``, the ``ideal`` profile)."""
+    method_defaults, train_defaults = MethodConfig.model_fields, TrainConfig.model_fields
+    for table, config, defaults in ((METHOD_ONLY, method, method_defaults), (TRAIN_ONLY, training, train_defaults)):
+        for name, methods in table.items():
+            if method.method not in methods and getattr(config, name) != defaults[name].default:
+                flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+                raise UserError(f"{flag} has no effect with --method {method.method} (it acts on"
+                                f" {', '.join(methods)}): drop it")
+    if training.train_noise is not None:
+        kind, what, _ = parse_train_noise(training.train_noise)
+        if (kind == "gaussian" and what == 0) or (kind == "profile" and what == "ideal"):
+            raise UserError(f"--train-noise {training.train_noise!r} adds no noise: drop it, or give a σ above 0 or a"
+                            " noisy profile")
+    if (method.method != "stochgrasp" and training.train_noise is None
+            and training.target_warmup != train_defaults["target_warmup"].default):
+        raise UserError("--target-warmup ramps StochGRASP's σ_target or the training noise, and this run has neither:"
+                        " drop it")
+
+
+def effective_settings(method: dict, training: dict | None) -> dict:
+    """What defines a recipe: the method and training settings that act for the method (``METHOD_ONLY`` /
+    ``TRAIN_ONLY`` fields of other methods dropped), without the training seed. Stored config dicts in, a dict
+    out (for hashing)."""
+    name = method.get("method", MethodConfig.model_fields["method"].default)
+    kept_method = {k: v for k, v in method.items() if name in METHOD_ONLY.get(k, (name,))}
+    kept_training = None if training is None else {
+        k: v for k, v in training.items() if k != "seed" and name in TRAIN_ONLY.get(k, (name,))}
+    return {"method": kept_method, "training": kept_training}

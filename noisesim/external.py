@@ -19,6 +19,7 @@ and ``release`` unwraps them again, every weight bit-exactly as it was.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from noisesim.configs import DEFAULT_BACKBONE, parse_layers
+from noisesim.configs import DEFAULT_BACKBONE, LAYER_PRESETS, parse_layers
 from noisesim.errors import UserError
 from noisesim.methods import FrozenLinear, IA3Linear, adapters_of, remove
 from noisesim.models import FAMILY_ROLES, Backbone, check_safetensors_only, resolve_backbone
@@ -73,12 +74,31 @@ def architectures(folder: Path) -> list[str]:
     return [a for a in archs if isinstance(a, str)] if isinstance(archs, list) else []
 
 
+def check_not_mixed(folder: str | Path) -> None:
+    """Refuse (UserError) a folder that holds a noisesim checkpoint (adapter.safetensors) and also a PEFT adapter
+    (adapter_config.json) or a Hugging Face model (a config.json naming ``architectures``): which one a --ckpt
+    means would depend on how it is spelled."""
+    folder = Path(folder)
+    if not (folder / NOISESIM_WEIGHTS).exists():
+        return
+    if (folder / PEFT_CONFIG).exists():
+        other = f"a PEFT adapter ({PEFT_CONFIG}" + (f", {PEFT_WEIGHTS})" if (folder / PEFT_WEIGHTS).exists() else ")")
+    elif archs := architectures(folder):
+        other = f"a Hugging Face {archs[0]} ({HF_CONFIG} names its architectures)"
+    else:
+        return
+    raise UserError(f"{folder} holds both a noisesim checkpoint ({NOISESIM_WEIGHTS}) and {other}: which one to sweep"
+                    " is ambiguous; put them in separate folders")
+
+
 def kind_of(folder: str | Path) -> str | None:
     """'peft' for a folder holding adapter_config.json; 'hf' for one whose config.json names a
-    …ForSequenceClassification architecture and that holds no noisesim adapter.safetensors; None otherwise."""
+    …ForSequenceClassification architecture; None otherwise (a noisesim checkpoint, or no checkpoint). A folder
+    that also holds a noisesim checkpoint's adapter.safetensors is refused (UserError, ``check_not_mixed``)."""
     folder = Path(folder)
     if not folder.is_dir():
         return None
+    check_not_mixed(folder)
     if (folder / PEFT_CONFIG).is_file():
         return "peft"
     if (folder / NOISESIM_WEIGHTS).exists():
@@ -120,7 +140,8 @@ class ExternalCheckpoint:
 
 def read_external(path: str | Path, layers: str | tuple[str, ...] = "all") -> ExternalCheckpoint:
     """Check an external folder (no weights are loaded) and describe it; ``layers`` picks its analog layers."""
-    roles = parse_layers(layers)
+    chosen = set(parse_layers(layers))
+    roles = tuple(r for r in LAYER_PRESETS["all"] if r in chosen)  # one spelling per selection: model order
     folder = Path(path).expanduser()
     kind = kind_of(folder)
     if kind is None:
@@ -307,7 +328,19 @@ def _apply_peft(model: nn.Module, ckpt: ExternalCheckpoint, lacking: set[str], w
     from peft import PeftModel
 
     stored = set(_adapter_shapes(ckpt.path / PEFT_WEIGHTS, where))
-    peft_model = PeftModel.from_pretrained(model, str(ckpt.path), is_trainable=False)
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(ckpt.path), is_trainable=False)
+    except RuntimeError as exc:
+        mismatch = SIZE_MISMATCH.search(str(exc))
+        if mismatch is None and "size mismatch" not in str(exc):
+            raise
+        shown = ""
+        if mismatch is not None:
+            name, theirs, ours = mismatch.groups()
+            name = name.replace(".default", "")  # as the adapter's file names it
+            shown = f": tensor {name} has shape {_shape(theirs)} in the adapter, {_shape(ours)} in the base"
+        raise UserError(f"{where} does not fit its base {ckpt.meta['backbone']!r}{shown}; the adapter was trained on"
+                        f" another base: set base_model_name_or_path in {PEFT_CONFIG} to that base's folder") from None
     names = {k.replace(".modules_to_save.default", "").replace(".default", "") for k in peft_model.state_dict()}
     if unplaced := sorted(stored - names):
         raise UserError(f"{where}: tensor {unplaced[0]} has no place in its base {ckpt.meta['backbone']!r} (was it"
@@ -315,6 +348,14 @@ def _apply_peft(model: nn.Module, ckpt: ExternalCheckpoint, lacking: set[str], w
     lacking = lacking - {k.removeprefix(PEFT_PREFIX) for k in stored}
     model = peft_model.merge_and_unload() if ckpt.meta["peft_type"] == "LORA" else peft_model.get_base_model()
     return model, lacking
+
+
+SIZE_MISMATCH = re.compile(r"size mismatch for (\S+?): copying a param with shape torch\.Size\(\[([\d, ]*)\]\) from"
+                           r" checkpoint, the shape in current model is torch\.Size\(\[([\d, ]*)\]\)")
+
+
+def _shape(text: str) -> str:
+    return "(" + ", ".join(x.strip() for x in text.split(",") if x.strip()) + ")"
 
 
 def build_external(ckpt: ExternalCheckpoint, backbone: ExternalBackbone | None = None) -> ExternalBackbone:

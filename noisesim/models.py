@@ -20,6 +20,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from noisesim.configs import DEFAULT_BACKBONE, parse_layers
 from noisesim.errors import UserError
+from noisesim.textio import expand_user
 
 # Role of each linear sub-layer of an encoder block, per model family (module path suffixes).
 BERT_ROLES = {
@@ -145,10 +146,10 @@ def load_backbone(name: str = DEFAULT_BACKBONE, num_labels: int = 2, seed: int =
     if not isinstance(num_labels, int) or isinstance(num_labels, bool) or not 2 <= num_labels <= 100_000:
         raise UserError(f"num_labels={num_labels!r} must be an integer from 2 to 100000")
     path = resolve_backbone(name)
-    if path.startswith(("/", ".", "~")) and not Path(path).expanduser().is_dir():
+    if path.startswith(("/", ".", "~")) and not expand_user(path).is_dir():
         raise UserError(f"cannot load model {name!r}: no such folder (give a model folder, or an HF id already"
                         " in the local cache)")
-    path = str(Path(path).expanduser()) if path.startswith("~") else path
+    path = str(expand_user(path)) if path.startswith("~") else path
     check_safetensors_only(path, name)
     try:
         config = AutoConfig.from_pretrained(path)
@@ -224,3 +225,17 @@ def tiny_backbone(family: str = "bert", seed: int = 0, num_labels: int = 2, pool
         else:
             raise ValueError(family)
     return _assemble(encoder, tokenizer, family, f"tiny-{family}", num_labels, seed, pooling)
+
+
+def max_positions(backbone: Backbone) -> int | None:
+    """The longest input (in tokens) the encoder's position embeddings allow, if its config says: noisesim's
+    ``SequenceClassifier`` (the encoder's config) or a Hugging Face ``…ForSequenceClassification`` (its own config).
+    RoBERTa-style models number positions after the padding index, so they take ``pad_token_id + 1`` fewer."""
+    model = backbone.model
+    config = getattr(getattr(model, "encoder", None), "config", None) or getattr(model, "config", None)
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        return None
+    if backbone.family in ("roberta", "xlm-roberta"):  # positions start after the padding index
+        limit -= (getattr(config, "pad_token_id", 1) or 0) + 1
+    return limit

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from noisesim.errors import UserError
@@ -32,9 +33,13 @@ REALIZATION = ["seed", "chip", "program", "read"]
 
 
 def check_realizations(frame: pd.DataFrame) -> None:
-    """Refuse a table that cannot be summarised honestly: an accuracy that is not a number in [0, 1], or two
-    rows for one setting and one realization (from different inputs, e.g. a checkpoint or data set that changed
-    between two sweeps into one folder, or a table concatenated with itself) that would count as two."""
+    """Refuse a table that cannot be summarised honestly: an accuracy that is not a number in [0, 1], two rows
+    for one setting and one realization (from different inputs, e.g. a checkpoint or data set that changed
+    between two sweeps into one folder, or a table concatenated with itself) that would count as two, or one
+    checkpoint (the same files, ``checkpoint_sha256``, in the same folder, ``checkpoint_path``; where recorded)
+    under two labels for one setting and realization (counted twice, e.g. by two sweeps into one folder that
+    named it differently). A copy in another folder is another checkpoint (its own column; never pooled with
+    the original as a training seed: they share their ``train_seed``)."""
     acc = pd.to_numeric(frame["accuracy"], errors="coerce")
     if not acc.between(0, 1).all():
         bad = frame["accuracy"][~acc.between(0, 1)].iloc[0]
@@ -47,6 +52,17 @@ def check_realizations(frame: pd.DataFrame) -> None:
         raise UserError(f"the results hold {int(twice.sum())} rows that repeat one setting and realization ({shown}):"
                         " they come from different inputs (checkpoint files, data, profile or evaluation settings"
                         " changed between sweeps into one folder) or were joined twice; sweep into a fresh --out")
+    folder = ["checkpoint_sha256", "checkpoint_path"]
+    if {"checkpoint", *folder} <= set(frame.columns) and frame[folder].notna().all(axis=1).any():
+        same = [c for c in subset if c != "checkpoint"] + folder
+        known = frame[frame[folder].notna().all(axis=1)]
+        labels = known.groupby(same, sort=False, dropna=False)["checkpoint"].unique()
+        several = labels[labels.map(len) > 1]
+        if len(several):
+            first, second = list(several.iloc[0])[:2]
+            raise UserError(f"the results hold one checkpoint (one folder, the same files) under two labels,"
+                            f" {first!r} and {second!r}, for one setting and realization: it would count twice"
+                            " (sweeps into one results folder named it differently); sweep into a fresh --out")
 
 
 def _nested(part: pd.DataFrame) -> dict[str, float]:
@@ -157,12 +173,66 @@ def check_by(by) -> str:
     return by
 
 
-def recipes(frame: pd.DataFrame) -> pd.Series:
-    """Each row's recipe: the recorded ``recipe``, else (tables written before it was recorded, checkpoints
-    without one) the checkpoint label, so each such checkpoint is a recipe of one seed."""
+SHORT_ID = 6  # hex digits of a recipe_id shown where one recipe name stands for several recipes
+
+
+def recipe_labels(frame: pd.DataFrame) -> pd.Series:
+    """Each row's recipe label: rows pool (as training seeds of one recipe) only when they share the recipe name
+    and the ``recipe_id`` (the hash of everything but the training seed; a checkpoint without a recipe, or an
+    external one, has its own files' hash, so it is a recipe of one seed). A name standing for several
+    recipe_ids is split, each part labelled 'name [id]' (the shortest id prefix, 6 digits or more, that tells
+    them apart; rows without a recipe_id, from older tables, keep the plain name). Two checkpoints of one recipe
+    with the same ``train_seed`` are not two seeds (one training twice, or a copy): that recipe is not pooled,
+    each of its rows is labelled by its checkpoint. Tables without a recipe column: the
+    checkpoint label."""
+    ckpt = frame["checkpoint"].astype(object)
     if "recipe" not in frame:
-        return frame["checkpoint"].rename("recipe")
-    return frame["recipe"].where(frame["recipe"].notna(), frame["checkpoint"]).astype(object)
+        return ckpt.rename("recipe")
+    known = {c: _per_checkpoint(frame, c) for c in ("recipe", "recipe_id") if c in frame}
+    name = known["recipe"].where(known["recipe"].notna(), ckpt).astype(object).to_numpy()
+    ident = (known["recipe_id"].where(known["recipe_id"].notna(), "").astype(str).to_numpy() if "recipe_id" in known
+             else np.full(len(frame), "", dtype=object))
+    seeds = frame.groupby("checkpoint", sort=False)["train_seed"].first() if "train_seed" in frame else None
+    label = name.copy()
+    ids_of: dict = {}
+    for recipe, rid in zip(name, ident, strict=True):
+        ids_of.setdefault(recipe, {})[rid] = None
+    groups = pd.DataFrame({"name": name, "id": ident}).groupby(["name", "id"], sort=False).indices
+    for (recipe, rid), rows in groups.items():
+        ckpts = list(dict.fromkeys(ckpt.to_numpy()[rows]))
+        if len(ckpts) > 1 and seeds is not None:
+            trained = [t for t in (seeds.get(c) for c in ckpts) if not pd.isna(t)]  # unrecorded: not compared
+            if len(set(trained)) < len(trained):
+                label[rows] = ckpt.to_numpy()[rows]  # not several training seeds: each checkpoint apart
+                continue
+        others = [i for i in ids_of[recipe] if i]
+        if rid and len(ids_of[recipe]) > 1:
+            width = next(w for w in range(SHORT_ID, 65)
+                         if len({i[:w] for i in others}) == len(others) or w >= max(map(len, others)))
+            label[rows] = f"{recipe} [{rid[:width]}]"
+    # a label two groups would share (a checkpoint named like another recipe's label): keep them apart
+    owners: dict = {}
+    for i, key in enumerate(zip(name, ident, label, strict=True)):
+        owners.setdefault(key[2], {}).setdefault(key[:2], []).append(i)
+    for clash, parts in owners.items():
+        for k, ((_, rid), rows) in enumerate(parts.items()):
+            if k:
+                label[rows] = f"{clash} [{rid[:SHORT_ID] or k + 1}]"
+    return pd.Series(label, index=frame.index, name="recipe", dtype=object)
+
+
+def _per_checkpoint(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A provenance column with each checkpoint's gaps filled from its other rows (rows a sweep reused from a
+    table written before the column was recorded), so that one checkpoint is never in two recipes."""
+    first = frame.groupby("checkpoint", sort=False, dropna=False)[column].transform("first")
+    return frame[column].where(frame[column].notna(), first)
+
+
+def recipes(frame: pd.DataFrame) -> pd.Series:
+    """Each row's recipe (see ``recipe_labels``): the recorded ``recipe`` where that is one recipe of distinct
+    training seeds, else (tables written before it was recorded, checkpoints without one) the checkpoint label,
+    so each such checkpoint is a recipe of one seed."""
+    return recipe_labels(frame)
 
 
 def with_recipe(frame: pd.DataFrame) -> pd.DataFrame:
@@ -174,7 +244,7 @@ def with_recipe(frame: pd.DataFrame) -> pd.DataFrame:
 
 def group_by(frame: pd.DataFrame, by: str = "auto") -> str:
     """'checkpoint' or 'recipe': what ``summarize(frame, by)`` groups by. 'auto' is 'recipe' when some recipe
-    spans two or more checkpoints (training seeds), else 'checkpoint'."""
+    spans two or more checkpoints (training seeds; see ``recipe_labels``), else 'checkpoint'."""
     by = check_by(by)
     if by != "auto":
         return by
@@ -229,5 +299,15 @@ def summarize(frame: pd.DataFrame, by: str = "auto") -> pd.DataFrame:
 
 
 def varying(frame: pd.DataFrame) -> list[str]:
-    """Axis columns other than checkpoint (or recipe) whose values differ between rows (σ, --set paths, time)."""
-    return [c for c in axis_columns(frame) if c not in ("checkpoint", "recipe") and frame[c].nunique(dropna=False) > 1]
+    """Axis columns other than checkpoint (or recipe) whose values differ between rows (σ, --set paths, time;
+    ``layers`` only where one checkpoint was swept with several: else it is part of what each checkpoint is)."""
+    out = []
+    for c in axis_columns(frame):
+        if c in ("checkpoint", "recipe") or frame[c].nunique(dropna=False) <= 1:
+            continue
+        who = next((w for w in ("checkpoint", "recipe") if w in frame), None)
+        if c == "layers" and who is not None:
+            if frame.groupby(who, sort=False, dropna=False)[c].nunique(dropna=False).max() <= 1:
+                continue
+        out.append(c)
+    return out

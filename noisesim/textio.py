@@ -11,6 +11,15 @@ from pathlib import Path
 from noisesim.errors import UserError, one_line
 
 
+def expand_user(path: str | os.PathLike) -> Path:
+    """``Path(path).expanduser()``, with a ``~user`` that names no user a UserError (not a RuntimeError)."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise UserError(f"{os.fspath(path)!r}: {str(os.fspath(path)).split('/')[0]!r} names no user's home folder"
+                        " (write ./ before a name that starts with ~, or give the full path)") from None
+
+
 def read_utf8(path: str | Path, what: str, max_bytes: int) -> str:
     """The text of ``path`` (a leading BOM dropped): at most ``max_bytes``, UTF-8 or refused with its line."""
     try:

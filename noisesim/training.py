@@ -24,7 +24,7 @@ from noisesim.methods import (
     set_training_noise,
     trainable_state,
 )
-from noisesim.models import Backbone
+from noisesim.models import Backbone, max_positions
 from noisesim.seeds import derive_seed, generator
 
 
@@ -75,6 +75,7 @@ class TrainingNoise:
         self.seed = derive_seed(cfg.seed, "train", "hwa") % 2**62  # a profile takes a 62-bit seed
         self.gen = generator(cfg.seed, "train", "hwa")
         self.hooks: list = []
+        self.fired: set[int] = set()
         self.scale = 0.0
 
     def step(self, adapters: dict[str, AdapterLinear], step: int, ramp: float) -> None:
@@ -83,6 +84,7 @@ class TrainingNoise:
         if self.per_token:
             if not self.hooks:
                 self.hooks = [a.base.register_forward_hook(self._token_noise) for a in adapters.values()]
+            self.fired = set()
             return
         for name, adapter in adapters.items():
             clean = adapter.programmed_weight()
@@ -96,16 +98,23 @@ class TrainingNoise:
             adapter.perturb(offset)
 
     def _token_noise(self, module, args, out):
-        if not module.training or self.scale == 0:
+        if not module.training:
+            return None
+        self.fired.add(id(module))
+        if self.scale == 0:
             return None
         norm = args[0].detach().norm(dim=-1, keepdim=True)
         eps = torch.randn(out.shape, generator=self.gen, dtype=out.dtype).to(out.device)
         return out + eps * norm * (self.sigma * self.scale)
 
-    def clear(self, adapters: dict[str, AdapterLinear]) -> None:
-        """Every analog layer holds its frozen W again (bit-exactly)."""
+    def clear(self, adapters: dict[str, AdapterLinear], check: bool = False) -> None:
+        """Every analog layer holds its frozen W again (bit-exactly). ``check`` (after a training forward pass): per
+        token, every analog layer's noise hook must have fired, else its noise would silently be missing."""
         for adapter in adapters.values():
             adapter.perturb(None)
+        if check and self.per_token and (missed := [n for n, a in adapters.items() if id(a.base) not in self.fired]):
+            raise RuntimeError(f"per-token training noise never reached analog layer {missed[0]}: its forward does not"
+                               " call its base layer (AdapterLinear's contract)")
 
     def close(self, adapters: dict[str, AdapterLinear]) -> None:
         self.clear(adapters)
@@ -158,17 +167,6 @@ def parameter_groups(backbone: Backbone, adapters: dict[str, AdapterLinear],
         if role is not None:
             groups[role].append(p)
     return groups
-
-
-def max_positions(backbone: Backbone) -> int | None:
-    """The longest input (in tokens) the encoder's position embeddings allow, if it says."""
-    config = getattr(backbone.model.encoder, "config", None)
-    limit = getattr(config, "max_position_embeddings", None)
-    if not isinstance(limit, int):
-        return None
-    if backbone.family in ("roberta", "xlm-roberta"):  # positions start after the padding index
-        limit -= (getattr(config, "pad_token_id", 1) or 0) + 1
-    return limit
 
 
 def diverged(step: int, what: str) -> UserError:
@@ -241,6 +239,8 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None,
                 finally:
                     if noise is not None:
                         noise.clear(adapters)
+                if noise is not None:
+                    noise.clear(adapters, check=True)
                 if sigma:
                     target = sigma_target_at(step, cfg, sigma_init)
                     loss = task + cfg.lam * sigma_penalty(backbone, target, cfg.sigma_reduction)

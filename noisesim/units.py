@@ -37,3 +37,14 @@ def format_time(seconds: float) -> str:
         if seconds >= UNITS[unit] and abs(count - round(count)) < 1e-9:
             return f"{round(count)}{unit}"
     return f"{seconds:g}s"
+
+
+DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def parse_decimal(text: str) -> float:
+    """A plain ASCII decimal number ('0.01', '1e-3', '.5'); ValueError for anything else Python's float() would
+    also take ('1_0', full-width digits, 'nan', 'inf', '0x10')."""
+    if not isinstance(text, str) or not DECIMAL.fullmatch(text.strip()):
+        raise ValueError(f"{text!r} is not a plain decimal number")
+    return float(text)

@@ -91,10 +91,11 @@ def tiny_ckpts(tmp_path_factory, tiny_dirs, tiny_tsv):
     from noisesim.configs import MethodConfig, TrainConfig
 
     root = tmp_path_factory.mktemp("ckpts")
-    cfg = TrainConfig(steps=6, batch_size=8, max_length=16, eval_every=3, train_data=tiny_tsv,
-                      eval_data=tiny_tsv, lr=1e-2, sigma_lr=1e-2, lam=0.01, sigma_target=0.05, target_warmup=0.5)
+    common = dict(steps=6, batch_size=8, max_length=16, eval_every=3, train_data=tiny_tsv, eval_data=tiny_tsv, lr=1e-2)
+    stoch = dict(sigma_lr=1e-2, lam=0.01, sigma_target=0.05, target_warmup=0.5)
     out = {}
     for method, k in (("grasp", 8), ("grasp-w", 8), ("stochgrasp", 8)):
+        cfg = TrainConfig(**common, **(stoch if method == "stochgrasp" else {}))
         twin = str(root / "grasp-w") if method == "stochgrasp" else None
         folder, _, _ = train_checkpoint(str(root / method), MethodConfig(method=method, k=k, sigma_init=0.003),
                                         cfg, model=tiny_dirs["bert"], twin=twin, progress=False)

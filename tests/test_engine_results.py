@@ -135,3 +135,21 @@ def test_data_sets_are_an_axis(tiny_ckpts, tiny_tsv, tmp_path):
     assert len(frame) == 2 * 3
     summary = pd.read_csv(tmp_path / "two" / "summary.csv")
     assert set(summary["data"]) == {tiny_tsv, str(other)} and len(summary) == 4
+
+
+def test_a_folder_of_cells_with_older_keys_is_not_resumed(tiny_ckpts, tiny_tsv, tmp_path):
+    import json as _json
+
+    from noisesim.api import load_results, sweep
+
+    out = tmp_path / "old"
+    sweep(ckpt=tiny_ckpts["grasp"], sigma="0.1", programs=1, data=tiny_tsv, out=str(out), progress=False)
+    cells = out / "cells"
+    cells.mkdir(exist_ok=True)
+    row = load_results(out).frame.iloc[0].to_dict()
+    row |= {"key": "0" * 16, "noisesim_version": "0.2.0"}
+    (cells / f"{row['key']}.json").write_text(_json.dumps(row, default=str))
+    from noisesim.errors import UserError
+
+    with pytest.raises(UserError, match="cells of noisesim 0.2.0"):
+        sweep(ckpt=tiny_ckpts["grasp"], sigma="0.1", programs=1, data=tiny_tsv, out=str(out), progress=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import assert_user_error, invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -336,10 +337,12 @@ def test_python_train_takes_the_cli_names(tiny_dirs, tiny_tsv, tmp_path):
         with pytest.raises(UserError, match=fragment):
             noisesim.train(str(tmp_path / "t"), "grasp", **options, **common)
     assert not (tmp_path / "t").exists()
-    folder, result, meta = noisesim.train(str(tmp_path / "t"), "grasp", k=4, **{"lambda": 0.5}, **common)
+    with pytest.raises(UserError, match="--lambda has no effect with --method grasp"):
+        noisesim.train(str(tmp_path / "t"), "grasp", k=4, **{"lambda": 0.5}, **common)
+    folder, result, meta = noisesim.train(str(tmp_path / "t"), "stochgrasp", k=4, **{"lambda": 0.5}, **common)
     assert folder == tmp_path / "t" and result.best_step >= 1
     assert meta["method"]["k"] == 4 and meta["training"]["lam"] == 0.5 and meta["training"]["train_data"] == tiny_tsv
-    assert noisesim.devices.load_profile("pcm").name == "pcm" and noisesim.__version__ == "0.2.0"
+    assert noisesim.devices.load_profile("pcm").name == "pcm" and noisesim.__version__ == "0.3.0"
     with pytest.raises(AttributeError):
         noisesim.run_sweep  # noqa: B018 (the name of 0.1 is gone)
 
@@ -498,3 +501,102 @@ def test_train_claim_sees_through_path_spellings(tmp_path):
             with pytest.raises(UserError, match="another noisesim train"):
                 with checkpoints.claim(other):
                     pass
+
+
+def namesakes(tiny_ckpts, root: Path) -> tuple[Path, Path]:
+    """./r1/x (grasp-w) and ./r2/x (another checkpoint): two folders with one name."""
+    r1, r2 = root / "r1" / "x", root / "r2" / "x"
+    shutil.copytree(tiny_ckpts["grasp-w"], r1)
+    shutil.copytree(tiny_ckpts["grasp"], r2)
+    return r1, r2
+
+
+def test_a_checkpoint_keeps_its_label_in_a_results_folder(tiny_ckpts, tiny_tsv, tmp_path):
+    """`sweep --ckpt ./r1/x --out sw`, then `sweep --ckpt ./r1/x --ckpt ./r2/x --out sw`: the second sweep would
+    label r1/x by its path (two folders named x); it keeps 'x', its cells are reused, not counted twice."""
+    r1, r2 = namesakes(tiny_ckpts, tmp_path)
+    out = tmp_path / "sw"
+    first = invoke("sweep", "--ckpt", r1, "--sigma", "0.1", "--programs", "2", "--data", tiny_tsv, "--out", out)
+    assert first.exit_code == 0, first.output
+    second = invoke("sweep", "--ckpt", r1, "--ckpt", r2, "--sigma", "0.1", "--programs", "2", "--data", tiny_tsv,
+                    "--out", out)
+    assert second.exit_code == 0, second.output
+    result = load(out)
+    assert set(result.frame["checkpoint"]) == {"x", str(r2.absolute())} and len(result.frame) == 6
+    assert result.meta["cells_reused"] == 3 and any("keeps that label" in n for n in result.meta["notices"])
+    assert set(result.meta["checkpoints"]) == {"x", str(r2.absolute())}
+    assert invoke("report", out).exit_code == 0
+    # the other way round: a label given by path first is kept when the checkpoint is swept alone
+    out2 = tmp_path / "sw2"
+    assert invoke("sweep", "--ckpt", r1, "--ckpt", r2, "--sigma", "0.1", "--programs", "2", "--data", tiny_tsv,
+                  "--out", out2).exit_code == 0
+    again = run([str(r1)], "0.1", programs=2, data=tiny_tsv, out=out2, progress=False)
+    assert set(again.frame["checkpoint"]) == {str(r1.absolute())} and again.meta["cells_reused"] == 3
+
+
+def test_a_copy_keeps_its_own_label_and_an_ambiguous_folder_is_refused_up_front(tiny_ckpts, tiny_tsv, tmp_path):
+    from noisesim.engine.grid import cached_folder_hash, checkpoint_labels, stored_labels
+
+    r1, r2 = namesakes(tiny_ckpts, tmp_path)
+    out = tmp_path / "sw"
+    run([str(r1)], "0.1", programs=1, data=tiny_tsv, out=out, progress=False)  # r1/x stored as x
+    copy = tmp_path / "copy"
+    shutil.copytree(r1, copy)  # another folder with the same files: another checkpoint, its own column
+    again = run([str(copy)], "0.1", programs=1, data=tiny_tsv, out=out, progress=False)
+    assert set(again.frame["checkpoint"]) == {"copy"} and again.meta["cells_reused"] == 0
+    assert set(load(out).frame["checkpoint"]) == {"x", "copy"}
+    # the guards, on stored rows an older noisesim could leave: one folder under two labels, a label now taken
+    notes: list[str] = []
+    loaded = expand_checkpoints([str(r1), str(r2)], False, notes)
+    labels = checkpoint_labels(loaded)
+    here = {"checkpoint_sha256": cached_folder_hash(r1), "checkpoint_path": str(r1.resolve())}
+    with pytest.raises(UserError, match="under several labels .*fresh --out"):
+        stored_labels(loaded, labels, {"a": {**here, "checkpoint": "x"}, "b": {**here, "checkpoint": "y"}}, out,
+                      notes)
+    with pytest.raises(UserError, match=f"as '{r2.absolute()}', but .* names another checkpoint"):
+        stored_labels(loaded, labels, {"a": {**here, "checkpoint": str(r2.absolute())}}, out, notes)
+
+
+def test_backbone_fingerprint_is_the_content_not_the_file_times(tiny_dirs, tmp_path):
+    from noisesim.engine.grid import backbone_fingerprint
+
+    folder = tmp_path / "bb"
+    shutil.copytree(tiny_dirs["bert"], folder)
+    before = backbone_fingerprint(str(folder))
+    for path in folder.iterdir():  # `touch`: new times, same content
+        os.utime(path, ns=(path.stat().st_atime_ns + 10**9, path.stat().st_mtime_ns + 10**9))
+    assert backbone_fingerprint(str(folder)) == before
+    config = folder / "config.json"
+    mtime = config.stat().st_mtime_ns
+    config.write_text(config.read_text().replace("32", "31", 1))  # same size, new content
+    os.utime(config, ns=(mtime, mtime + 1))
+    assert backbone_fingerprint(str(folder)) != before
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(tiny_dirs["bert"], copy)
+    assert backbone_fingerprint(str(copy)) != before  # another id (its path); the cells' backbone column says so
+
+
+def long_tsv(tmp_path: Path, words: int = 100) -> Path:
+    path = tmp_path / "long.tsv"
+    path.write_text(f"sentence\tlabel\n{' '.join(['good'] * words)}\t1\na bad film\t0\n")
+    return path
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sentences_longer_than_the_backbone_takes_are_refused_before_any_cell(tiny_ckpts, tmp_path, workers):
+    data = long_tsv(tmp_path)  # 102 tokens with [CLS] and [SEP]; the tiny backbones take 64
+    out = tmp_path / "o"
+    result = invoke("sweep", "--ckpt", tiny_ckpts["grasp-w"], "--sigma", "0.1", "--programs", "1", "--data", data,
+                    "--max-length", "200", "--workers", workers, "--out", out)
+    assert_user_error(result, f"--data {data}", "102 tokens", "at most 64", "--max-length 64 or less")
+    assert not (out / "results.parquet").exists()
+    fine = invoke("sweep", "--ckpt", tiny_ckpts["grasp-w"], "--sigma", "0.1", "--programs", "1", "--data", data,
+                  "--max-length", "64", "--out", tmp_path / "fine")
+    assert fine.exit_code == 0, fine.output
+
+
+def test_a_set_path_with_a_control_character_is_one_line():
+    for text in ("0\n0=\x1b", "a.\nb=1", "a.b\rc=1"):
+        with pytest.raises(UserError, match="give COMPONENT.FIELD") as info:
+            parse_sets([text])
+        assert "\n" not in str(info.value) and "\r" not in str(info.value)

@@ -369,3 +369,125 @@ def test_cli_sweeps_a_hf_folder(hf_dirs, tiny_tsv, tmp_path):
     frame = pd.read_parquet(out / "results.parquet")
     assert len(frame) == 3 and set(frame["method"]) == {"hf"}
     assert json.loads((out / "sweep.json").read_text())["config"]["layers"] == "all"
+
+
+# --- folders holding two kinds, --layers across sweeps, inputs longer than the model takes, foreign bases ----------
+
+
+def mixed_folders(tiny_ckpts, hf_dirs, peft_dirs, tmp_path):
+    both = tmp_path / "both"  # a noisesim checkpoint and a PEFT adapter in one folder
+    shutil.copytree(tiny_ckpts["grasp-w"], both)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        shutil.copy(peft_dirs["lora"] / name, both / name)
+    hf_mix = tmp_path / "hf-mix"  # a Hugging Face model with a noisesim checkpoint's tensors
+    shutil.copytree(hf_dirs["bert"], hf_mix)
+    shutil.copy(Path(tiny_ckpts["grasp-w"]) / "adapter.safetensors", hf_mix)
+    return both, hf_mix
+
+
+def test_a_folder_of_two_kinds_is_refused_by_path_and_by_store_name(tiny_ckpts, hf_dirs, peft_dirs, tiny_tsv,
+                                                                     tmp_path, monkeypatch):
+    both, hf_mix = mixed_folders(tiny_ckpts, hf_dirs, peft_dirs, tmp_path)
+    for folder, fragments in ((both, ["adapter.safetensors", "a PEFT adapter (adapter_config.json"]),
+                              (hf_mix, ["adapter.safetensors", "a Hugging Face BertForSequenceClassification"])):
+        result = invoke("sweep", "--ckpt", folder, "--sigma", "0.05", "--data", tiny_tsv, "--out", tmp_path / "o")
+        assert_user_error(result, str(folder), "holds both a noisesim checkpoint", *fragments, "separate folders")
+        assert "backbone is missing" not in result.output
+    from noisesim import checkpoints
+
+    checkpoints.user_store().mkdir(parents=True, exist_ok=True)
+    shutil.copytree(both, checkpoints.user_store() / "both")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert "both" in checkpoints.known_checkpoints()
+    result = invoke("sweep", "--ckpt", "both", "--sigma", "0.05", "--data", tiny_tsv, "--out", tmp_path / "o2")
+    assert_user_error(result, "holds both a noisesim checkpoint", "separate folders")
+
+
+def test_layers_have_one_spelling_and_are_a_setting_of_external_checkpoints(hf_dirs, tiny_ckpts, tiny_tsv, tmp_path):
+    folder = hf_dirs["bert"]
+    assert cell_keys([folder], tiny_tsv, sigma="0.1", programs=1, layers="k,q") == \
+        cell_keys([folder], tiny_tsv, sigma="0.1", programs=1, layers="q,k")
+    assert read_external(folder, "k,q").layers == ("q", "k")
+    assert_user_error(invoke("sweep", "--ckpt", folder, "--layers", "q,,k", "--data", tiny_tsv), "--layers",
+                      "empty item")
+    out = tmp_path / "sw"
+    for layers in ("q,k", "k,q", "ff2"):
+        result = invoke("sweep", "--ckpt", folder, "--ckpt", tiny_ckpts["grasp-w"], "--layers", layers, "--sigma",
+                        "0.1", "--programs", "2", "--data", tiny_tsv, "--out", out)
+        assert result.exit_code == 0, result.output
+    meta = json.loads((out / "sweep.json").read_text())
+    assert meta["cells_reused"] == 3 and "layers" in meta["axes"]  # the noisesim checkpoint's cells
+    report = invoke("report", out)
+    assert report.exit_code == 0, report.output
+    plot = invoke("plot", out)
+    assert plot.exit_code == 0, plot.output
+    import pandas as pd
+
+    frame = pd.read_parquet(out / "results.parquet")
+    assert len(frame) == 3 * 3  # q,k and k,q: one setting; ff2: another; grasp-w once
+    hf = frame[frame["checkpoint"] == folder.name]
+    assert sorted(hf["layers"].unique()) == ["ff2", "q,k"]
+    assert frame.loc[frame["checkpoint"] == "grasp-w", "layers"].isna().all()
+    from noisesim.api import load_results, summarize
+
+    summary = summarize(load_results(out))  # every sweep's cells in the folder
+    assert len(summary[summary["checkpoint"] == folder.name]) == 4  # 2 layer selections × (clean, σ = 0.1)
+    assert summary.attrs["axes"][:3] == ["data", "checkpoint", "layers"]
+
+
+def test_max_positions_of_every_family(hf_dirs):
+    from noisesim.models import max_positions
+
+    for family, limit in (("bert", 64), ("roberta", 63), ("distilbert", 64)):  # roberta: pad_token_id 0 + 1
+        backbone = load_external(read_external(hf_dirs[family]))
+        assert max_positions(backbone) == limit
+    assert max_positions(tiny_backbone("bert")) == 64 and max_positions(tiny_backbone("roberta")) == 63
+
+
+@pytest.mark.parametrize("which", ["bert", "roberta", "distilbert", "lora"])
+def test_sentences_longer_than_the_model_takes_are_one_line_errors(hf_dirs, peft_dirs, tmp_path, which):
+    folder = peft_dirs["lora"] if which == "lora" else hf_dirs[which]
+    limit = 63 if which == "roberta" else 64
+    data = tmp_path / "long.tsv"
+    data.write_text(f"sentence\tlabel\n{' '.join(['good'] * 100)}\t1\na bad film\t0\n")
+    result = invoke("sweep", "--ckpt", folder, "--sigma", "0.05", "--programs", "1", "--data", data, "--max-length",
+                    "300", "--out", tmp_path / "o")
+    assert_user_error(result, f"at most {limit}", f"--max-length {limit} or less")
+    fine = invoke("sweep", "--ckpt", folder, "--sigma", "0.05", "--programs", "1", "--data", data, "--max-length",
+                  limit, "--out", tmp_path / "fine")
+    assert fine.exit_code == 0, fine.output
+
+
+def test_an_adapter_on_a_base_of_other_shapes_names_the_mismatch(peft_dirs, tmp_path, tiny_tsv):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    base = tmp_path / "wide-base"
+    tokenizer = tiny_backbone("bert").tokenizer
+    vocab = max(tokenizer.get_vocab().values()) + 1
+    wide = BertForSequenceClassification(BertConfig(vocab_size=vocab, **{**COMMON, "hidden_size": 64}))
+    wide.save_pretrained(base)
+    tokenizer.save_pretrained(base)
+    adapter = tmp_path / "lora"
+    shutil.copytree(peft_dirs["lora"], adapter)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": str(base)}))
+    result = invoke("sweep", "--ckpt", adapter, "--sigma", "0.05", "--programs", "1", "--data", tiny_tsv, "--out",
+                    tmp_path / "o")
+    assert_user_error(result, "does not fit its base", "has shape (2, 32) in the adapter, (2, 64) in the base",
+                      "trained on another base", "base_model_name_or_path")
+    assert "lora_A.weight" in result.output and ".default" not in result.output
+
+
+def test_touching_a_hf_folder_keeps_its_cells(hf_dirs, tiny_tsv, tmp_path):
+    import os
+
+    folder = tmp_path / "clf"
+    shutil.copytree(hf_dirs["bert"], folder)
+    before = cell_keys([folder], tiny_tsv, sigma="0.1", programs=1)
+    config = folder / "config.json"
+    os.utime(config, ns=(config.stat().st_atime_ns + 10**9, config.stat().st_mtime_ns + 10**9))  # `touch`
+    assert cell_keys([folder], tiny_tsv, sigma="0.1", programs=1) == before
+    config.write_text(config.read_text() + "\n")  # new content
+    assert set(cell_keys([folder], tiny_tsv, sigma="0.1", programs=1)).isdisjoint(before)

@@ -278,9 +278,14 @@ def test_hwa_per_token_noise_has_the_weight_noise_variance():
 
 
 @pytest.mark.parametrize("options,fragment", [
-    ({"train_noise": "gaussian:abc"}, "is not a number"),
-    ({"train_noise": "gaussian:-1"}, "σ must be a finite number"),
-    ({"train_noise": "gaussian:nan"}, "σ must be a finite number"),
+    ({"train_noise": "gaussian:abc"}, "is not a plain decimal number"),
+    ({"train_noise": "gaussian:1_0"}, "is not a plain decimal number"),
+    ({"train_noise": "gaussian:-1"}, "σ must be a finite number from 0 to 100"),
+    ({"train_noise": "gaussian:nan"}, "is not a plain decimal number"),
+    ({"train_noise": "gaussian:1e308"}, "σ must be a finite number from 0 to 100"),
+    ({"train_noise": "gaussian:0.1@1d"}, "does not change with time"),
+    ({"train_noise": "pcm@1d@2d"}, "more than one @TIME"),
+    ({"train_noise": "pcm@1001y"}, "more than 1000 years"),
     ({"train_noise": "pcm@yesterday"}, "is not a number of seconds"),
     ({"train_noise": ""}, "is empty"),
     ({"train_noise": "pcm", "train_noise_per": "token"}, "draws Gaussian noise per token"),
@@ -296,8 +301,7 @@ def test_train_noise_specs_are_checked(options, fragment):
 
 def _train_args(tiny_dirs, tiny_tsv, out, *extra):
     return ["train", "--out", out, "--model", tiny_dirs["bert"], "--steps", "4", "--eval-every", "2",
-            "--batch-size", "8", "--max-length", "16", "--data", tiny_tsv, "--eval-data", tiny_tsv,
-            "--target-warmup", "0.5", *extra]
+            "--batch-size", "8", "--max-length", "16", "--data", tiny_tsv, "--eval-data", tiny_tsv, *extra]
 
 
 @pytest.mark.parametrize("method", list(METHODS))
@@ -305,7 +309,9 @@ def test_train_every_method_from_the_cli_and_sweep_it(tmp_path, tiny_dirs, tiny_
     from noisesim.api import sweep
 
     out = str(tmp_path / method)
-    result = invoke(*_train_args(tiny_dirs, tiny_tsv, out, "--method", method, "--k", "4"))
+    extra = ["--k", "4"] if method in ("grasp", "grasp-w", "stochgrasp") else []
+    extra += ["--target-warmup", "0.5"] if method == "stochgrasp" else []
+    result = invoke(*_train_args(tiny_dirs, tiny_tsv, out, "--method", method, *extra))
     assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / method / "config.json").read_text())
     assert meta["method"]["method"] == method and meta["recipe"] == method
@@ -319,7 +325,7 @@ def test_train_every_method_from_the_cli_and_sweep_it(tmp_path, tiny_dirs, tiny_
 def test_hwa_training_from_the_cli(tmp_path, tiny_dirs, tiny_tsv):
     out = str(tmp_path / "hwa")
     result = invoke(*_train_args(tiny_dirs, tiny_tsv, out, "--method", "grasp-w", "--k", "4",
-                                 "--train-noise", "gaussian:0.03"))
+                                 "--train-noise", "gaussian:0.03", "--target-warmup", "0.5"))
     assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "hwa" / "config.json").read_text())
     assert meta["training"]["train_noise"] == "gaussian:0.03"
@@ -365,3 +371,98 @@ def test_methods_command_lists_what_is_analog_and_digital():
     names = [line for line in result.output.splitlines() if line and not line.startswith(" ")]
     assert names == list(METHODS)
     assert "analog:  W + B·A·α/r merged" in result.output and "targets: q,v" in result.output
+
+
+@pytest.mark.parametrize("method,options,fragment", [
+    ("lora", {"k": 3}, "--k has no effect with --method lora"),
+    ("grasp", {"rank": 4}, "--rank has no effect with --method grasp"),
+    ("grasp", {"lora_alpha": 4.0}, "--lora-alpha has no effect"),
+    ("head", {"targets": "q"}, "--targets has no effect with --method head"),
+    ("bitfit", {"targets": "q"}, "--targets has no effect with --method bitfit"),
+    ("grasp-w", {"noise_path": "weight"}, "--noise-path has no effect with --method grasp-w"),
+    ("full", {"lam": 0.5}, "--lambda has no effect with --method full"),
+    ("lora", {"target_warmup": 0.5}, "--target-warmup ramps"),
+    ("lora", {"train_noise": "gaussian:0"}, "adds no noise"),
+    ("lora", {"train_noise": "ideal"}, "adds no noise"),
+])
+def test_settings_that_cannot_take_effect_are_refused(tmp_path, tiny_dirs, tiny_tsv, method, options, fragment):
+    from noisesim.api import train
+
+    with pytest.raises(UserError, match=fragment):
+        train(str(tmp_path / "x"), method=method, model=tiny_dirs["bert"], train_data=tiny_tsv, eval_data=tiny_tsv,
+              steps=2, **options)
+    assert not (tmp_path / "x").exists()
+
+
+def test_rank_above_the_layer_width_is_refused():
+    with pytest.raises(UserError, match="--rank 33 is larger"):
+        inject(tiny_backbone("bert"), MethodConfig(method="lora", rank=33))
+
+
+def test_lora_init_follows_the_training_seed():
+    def a_of(seed):
+        bb = tiny_backbone("bert")
+        adapters = inject(bb, MethodConfig(method="lora"), init_seed=seed)
+        return adapters["encoder.encoder.layer.0.attention.self.query"].peft.lora_A["default"].weight.detach().clone()
+
+    assert torch.equal(a_of(0), a_of(0)) and not torch.equal(a_of(0), a_of(1))
+
+
+def test_per_token_noise_reaches_every_method_s_analog_layers():
+    """The hook sits on each analog layer's base: a method whose forward bypassed it would train without noise."""
+    from noisesim.training import train
+
+    for variant in ("full", "lora", "ia3", "grasp-w", "stochgrasp-weight", "grasp"):
+        options = {"stochgrasp-weight": dict(method="stochgrasp", noise_path="weight")}.get(variant,
+                                                                                             dict(method=variant))
+        bb = tiny_backbone("bert")
+        adapters = inject(bb, MethodConfig(**options, **({"k": 4} if "grasp" in variant else {})))
+        noise = TrainingNoise(TrainConfig(train_noise="gaussian:0.1", train_noise_per="token"))
+        noise.step(adapters, 1, 1.0)
+        bb.model.train()
+        bb.model(**batch(bb))
+        noise.clear(adapters, check=True)  # raises if a layer's hook never fired
+        assert len(noise.fired) == len(adapters)
+        noise.close(adapters)
+    assert train  # the check runs inside training.train after every step
+
+
+def test_seed_names_keep_paths_paths_and_names_names(tmp_path, monkeypatch):
+    from noisesim.api import seed_names
+
+    monkeypatch.chdir(tmp_path)
+    assert seed_names("gw", [0, 1]) == ["gw-s0", "gw-s1"]
+    assert seed_names("a/", [0]) == ["./a-s0"] and seed_names("./runs/x", [2]) == ["./runs/x-s2"]
+    assert seed_names(tmp_path / "y", [1]) == [str(tmp_path / "y-s1")]
+    with pytest.raises(UserError, match="names no user's home"):
+        seed_names("~nosuchuser-xyz/r", [0])
+    with pytest.raises(TypeError, match="out must be"):
+        seed_names(None, [0])
+
+
+def test_train_seeds_checks_every_target_before_the_first_run(tmp_path, tiny_dirs, tiny_tsv):
+    from noisesim.api import train_seeds
+
+    common = dict(method="head", model=tiny_dirs["bert"], train_data=tiny_tsv, eval_data=tiny_tsv, steps=2,
+                  eval_every=1, batch_size=8, max_length=16)
+    (tmp_path / "r-s1").mkdir()
+    (tmp_path / "r-s1" / "thesis.tex").write_text("keep me")
+    with pytest.raises(UserError, match="thesis.tex"):
+        train_seeds(str(tmp_path / "r"), [0, 1], **common)
+    assert not (tmp_path / "r-s0").exists()
+    with pytest.raises(UserError, match="shipped checkpoint"):
+        train_seeds("sst2-grasp", [0, 1], **common)
+    written = train_seeds(str(tmp_path / "q"), [0, 1], recipe="mine", **common)
+    assert [json.loads((f / "config.json").read_text())["recipe"] for f, _, _ in written] == ["mine", "mine"]
+
+
+@pytest.mark.parametrize("text", ["1_0", "０.1", "nan", "inf", "0x10", "1e", ""])
+def test_numbers_on_the_command_line_are_plain_decimals(text):
+    from noisesim.cli import parse_seeds
+    from noisesim.engine.config import parse_sigmas
+
+    with pytest.raises(UserError):
+        parse_sigmas(text)
+    with pytest.raises(UserError):
+        parse_seeds(text)
+    assert parse_sigmas("0.01,.02,3e-2") == [0.0, 0.01, 0.02, 0.03] and parse_seeds("0,1,2") == [0, 1, 2]

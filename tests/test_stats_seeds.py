@@ -304,7 +304,8 @@ def test_row_of_records_recipe_and_training_seed():
                 {"checkpoint_sha256": "f", "profile_sha256": "p", "backbone_sha256": "b", "data_sha256": "d"})
 
     def ckpt(**meta):
-        return SimpleNamespace(meta={"backbone": "tiny", **meta}, method=SimpleNamespace(method="grasp-w"))
+        return SimpleNamespace(meta={"backbone": "tiny", "method": {"method": "grasp-w"}, **meta},
+                               method=SimpleNamespace(method="grasp-w"))
 
     got = row_of(cell, ckpt(recipe="gw-hwa", training={"seed": 1}), 0.8, 10, 0, 1.0)
     assert (got["key"], got["checkpoint"], got["recipe"], got["train_seed"]) == ("abc", "gw-hwa-s1", "gw-hwa", 1)
@@ -451,3 +452,180 @@ def test_a_sweep_records_recipes_and_summarizes_its_seeds(tiny_ckpts, tiny_tsv, 
     again = load_results(tmp_path / "s")
     pd.testing.assert_frame_equal(noisesim.summarize(again), noisesim.summarize(result, by="recipe"))
     assert group_by(again.frame) == "recipe"
+
+
+# --- which checkpoints are seeds of one recipe: recipe_id, repeated training seeds, one checkpoint twice ----------
+
+
+def ids(frame: pd.DataFrame, by_ckpt: dict[str, str]) -> pd.DataFrame:
+    out = frame.assign(recipe_id=frame["checkpoint"].map(by_ckpt))
+    out.attrs = dict(frame.attrs)
+    return out
+
+
+def test_one_recipe_name_of_two_recipes_is_split_with_distinct_labels():
+    """`train --method grasp --out ./r1/x` and `train --method lora --out ./r2/x`: two recipes named x."""
+    frame = seeded(seeds=(2, 2))
+    frame["recipe"] = "x"  # gw-s0, gw-s1 (one recipe) and base-s0, base-s1 (another) all named x
+    frame = ids(frame, {"gw-s0": "3fa2c1aa", "gw-s1": "3fa2c1aa", "base-s0": "77ab02bb", "base-s1": "77ab02bb"})
+    got = summarize(frame)
+    assert got.attrs["by"] == "recipe"
+    assert list(got["recipe"].unique()) == ["x [3fa2c1]", "x [77ab02]"] and (got["seeds"] == 2).all()
+    # the same labels whatever the row order, and the same as before with ids that need more digits apart
+    again = summarize(frame.iloc[::-1].reset_index(drop=True))
+    assert set(again["recipe"]) == {"x [3fa2c1]", "x [77ab02]"}
+    close = ids(frame, {"gw-s0": "3fa2c1aa", "gw-s1": "3fa2c1aa", "base-s0": "3fa2c1bb", "base-s1": "3fa2c1bb"})
+    assert list(summarize(close)["recipe"].unique()) == ["x [3fa2c1a]", "x [3fa2c1b]"]
+    # one recipe_id for the name: the plain name, as before
+    one = ids(seeded(), {c: "aaaaaaaaaaaa" if c.startswith("gw") else "bbbbbbbbbbbb" for c in seeded()["checkpoint"]})
+    assert list(summarize(one)["recipe"].unique()) == ["gw", "base"]
+
+
+def test_a_checkpoint_without_a_recipe_is_not_pooled_with_a_recipe_of_its_name():
+    """The shipped sst2-grasp (no recipe: its label; its own files' hash as recipe_id) and a user's sst2-grasp-s0,
+    -s1 whose recipe is sst2-grasp."""
+    frame = seeded(seeds=(2, 1))
+    frame["checkpoint"] = frame["checkpoint"].replace({"gw-s0": "sst2-grasp-s0", "gw-s1": "sst2-grasp-s1",
+                                                       "base-s0": "sst2-grasp"})
+    frame["recipe"] = "sst2-grasp"
+    frame.loc[frame["checkpoint"] == "sst2-grasp", "train_seed"] = 0
+    frame = ids(frame, {"sst2-grasp-s0": "5eed5eed5eed", "sst2-grasp-s1": "5eed5eed5eed",
+                        "sst2-grasp": "c0ffee00c0ffee00"})
+    got = summarize(frame)
+    seeds = got.groupby("recipe", sort=False)["seeds"].first().to_dict()
+    assert seeds == {"sst2-grasp [5eed5e]": 2, "sst2-grasp [c0ffee]": 1}
+
+
+def test_two_checkpoints_with_one_training_seed_are_not_two_seeds():
+    """foo (seed 0), foo-s0 (seed 0) and foo-s1 (seed 1), all recipe foo: not '3 seeds'."""
+    frame = seeded(seeds=(3, 1))
+    frame["checkpoint"] = frame["checkpoint"].replace({"gw-s0": "foo", "gw-s1": "foo-s0", "gw-s2": "foo-s1"})
+    frame.loc[frame["checkpoint"].str.startswith("foo"), "recipe"] = "foo"
+    frame["train_seed"] = frame["checkpoint"].map({"foo": 0, "foo-s0": 0, "foo-s1": 1, "base-s0": 0})
+    for table in (old(frame).assign(recipe=frame["recipe"], train_seed=frame["train_seed"]),  # no recipe_id column
+                  ids(frame, {"foo": "1d1d1d1d", "foo-s0": "1d1d1d1d", "foo-s1": "1d1d1d1d", "base-s0": "2e2e"})):
+        table.attrs = dict(frame.attrs)
+        assert group_by(table) == "checkpoint" and default_hue(table) == "checkpoint"
+        got = summarize(table, by="recipe")
+        assert list(got["recipe"].unique()) == ["foo", "foo-s0", "foo-s1", "base"] and (got["seeds"] == 1).all()
+    # seeds that differ still pool; an unrecorded seed is not compared
+    fine = frame[frame["checkpoint"] != "foo"]
+    assert summarize(fine)["seeds"].max() == 2
+    assert summarize(fine.assign(train_seed=None))["seeds"].max() == 2
+
+
+def test_one_checkpoint_under_two_labels_is_refused():
+    """`sweep --ckpt ./r1/x --out sw`, then `sweep --ckpt ./r1/x --ckpt ./r2/x --out sw` by an older noisesim: r1/x
+    is in the table as x and as /abs/r1/x."""
+    frame = seeded(seeds=(1, 1))
+    frame = frame.assign(checkpoint_sha256=frame["checkpoint"].map({"gw-s0": "aa", "base-s0": "bb"}),
+                         checkpoint_path=frame["checkpoint"].map({"gw-s0": "/abs/r1/gw-s0", "base-s0": "/abs/b"}))
+    again = frame[frame["checkpoint"] == "gw-s0"].assign(checkpoint="/abs/r1/gw-s0")
+    both = pd.concat([frame, again], ignore_index=True)
+    both.attrs = dict(frame.attrs)
+    for call in (summarize, lambda f: figure(f, "sigma"), lambda f: markdown_report(SweepResult(f, 0.5, {}))):
+        with pytest.raises(UserError, match=r"under two labels, 'gw-s0' and '/abs/r1/gw-s0'.*fresh --out") as info:
+            call(both)
+        assert "\n" not in str(info.value)
+    assert len(summarize(frame)) == 6  # one label per checkpoint: fine
+    # a copy (the same files in another folder) is another checkpoint: its own column, not a second seed
+    copy = again.assign(checkpoint="copy", checkpoint_path="/abs/copy")
+    copies = pd.concat([frame, copy], ignore_index=True)
+    copies.attrs = dict(frame.attrs)
+    assert set(summarize(copies)["checkpoint"]) == {"gw-s0", "base-s0", "copy"}
+    assert set(summarize(copies, by="recipe")["recipe"]) == {"gw-s0", "copy", "base"}  # train_seed 0 twice
+    older = both.drop(columns="checkpoint_path")  # a table that does not record folders: cannot tell
+    older.attrs = dict(frame.attrs)
+    assert len(summarize(older)) == 9
+
+
+def test_row_of_records_the_recipe_id(tiny_ckpts):
+    from noisesim import checkpoints
+    from noisesim.engine.execute import recipe_id_of
+
+    cell = Cell(0, "gw-s1", "/ckpts/gw-s1", "gaussian", {}, {"gaussian.sigma": 0.02}, 0.0, 0, 0, 0, "abc",
+                {"checkpoint_sha256": "f00d", "profile_sha256": "p", "backbone_sha256": "b", "data_sha256": "d"})
+    real = checkpoints.read(tiny_ckpts["grasp-w"])
+
+    def like(**changes):
+        meta = json.loads(json.dumps(real.meta))
+        for key, value in changes.items():
+            if key == "seed":
+                meta["training"]["seed"] = value
+            elif key == "steps":
+                meta["training"]["steps"] = value
+            else:
+                meta[key] = value
+        return SimpleNamespace(meta=meta, method=SimpleNamespace(method=meta["method"]["method"]))
+
+    base = recipe_id_of(cell, like(recipe="gw", seed=0))
+    assert recipe_id_of(cell, like(recipe="gw", seed=5)) == base  # another training seed of the recipe
+    for other in (like(recipe="gw2", seed=0), like(recipe="gw", steps=7), like(recipe="gw", pooling="cls"),
+                  like(recipe="gw", method={**real.meta["method"], "k": 3}), like(recipe="gw", num_labels=3),
+                  like(recipe="gw", backbone="/elsewhere")):
+        assert recipe_id_of(cell, other) != base
+    assert recipe_id_of(cell, like(recipe=None)) == "f00d"  # no recipe: its files
+    row = row_of(cell, like(recipe="gw", seed=1), 0.8, 10, 0, 1.0)
+    assert row["recipe_id"] == base and row["layers"] is None
+
+
+def test_a_sweep_splits_recipes_and_does_not_pool_repeated_seeds(tiny_ckpts, tiny_tsv, tmp_path):
+    """Real checkpoints: x by grasp and x by grasp-w (two recipes of one name); foo, foo-s0 (both seed 0) and foo-s1."""
+    import shutil
+
+    def make(name, source, recipe, seed, note):
+        folder = tmp_path / name
+        shutil.copytree(tiny_ckpts[source], folder)
+        meta = json.loads((folder / "config.json").read_text())
+        meta["training"]["seed"] = seed
+        (folder / "config.json").write_text(json.dumps({**meta, "recipe": recipe, "dev_accuracy": 0.5 + note / 100}))
+        return str(folder)
+
+    r1 = tmp_path / "r1"
+    r1.mkdir()
+    x1 = make("r1/x", "grasp", "x", 0, 1)
+    x2 = make("x2", "grasp-w", "x", 1, 2)
+    foo = [make(n, "grasp-w", "foo", s, i) for i, (n, s) in enumerate((("foo", 0), ("foo-s0", 0), ("foo-s1", 1)))]
+    result = noisesim.sweep(ckpt=[x1, x2, *foo], sigma="0.1", chips=1, programs=2, data=tiny_tsv,
+                            out=tmp_path / "s", progress=False)
+    frame = result.frame
+    assert frame["recipe_id"].notna().all()
+    per = frame.groupby("checkpoint", sort=False)["recipe_id"].first()
+    assert per["x"] != per["x2"] and per["foo"] == per["foo-s0"] == per["foo-s1"]
+    summary = noisesim.summarize(result)
+    assert summary.attrs["by"] == "checkpoint"  # nothing pools: x is two recipes, foo repeats seed 0
+    by_recipe = noisesim.summarize(result, by="recipe")
+    labels = list(by_recipe["recipe"].unique())
+    assert labels == [f"x [{per['x'][:6]}]", f"x [{per['x2'][:6]}]", "foo", "foo-s0", "foo-s1"]
+    assert (by_recipe["seeds"] == 1).all()
+    assert pd.read_csv(result.paths["summary"])["checkpoint"].nunique() == 5
+
+
+def test_rows_reused_from_an_older_table_stay_in_their_checkpoints_recipe():
+    """A folder written before recipe_id (or recipe) was recorded, extended by a new sweep: one checkpoint's rows
+    with and without the columns are one recipe, not two."""
+    frame = ids(seeded(seeds=(2, 1)), {"gw-s0": "aaaaaaaa", "gw-s1": "aaaaaaaa", "base-s0": "bbbbbbbb"})
+    older = frame["sigma"] == 0.01
+    frame.loc[older, "recipe_id"] = None
+    frame.loc[older & (frame["checkpoint"] == "gw-s1"), "recipe"] = None
+    got = summarize(frame)
+    assert list(got["recipe"].unique()) == ["gw", "base"] and got.groupby("recipe")["seeds"].max().to_dict() == \
+        {"gw": 2, "base": 1}
+
+
+def test_recipe_id_ignores_settings_that_do_not_act_and_the_seed():
+    from noisesim.engine.execute import recipe_id_of
+
+    cell = Cell(0, "gw-s1", "/ckpts/gw-s1", "gaussian", {}, {"gaussian.sigma": 0.02}, 0.0, 1, 0, 0, "abc",
+                {"checkpoint_sha256": "f", "profile_sha256": "p", "backbone_sha256": "b", "data_sha256": "d"})
+
+    def rid(method, training):
+        meta = {"backbone": "tiny", "pooling": "mean", "num_labels": 2, "recipe": "gw", "method": method,
+                "training": training}
+        return recipe_id_of(cell, SimpleNamespace(meta=meta, method=SimpleNamespace(method=method["method"])))
+
+    base = rid({"method": "grasp-w", "noise_path": "weight"}, {"seed": 0, "lr": 0.001})
+    assert base == rid({"method": "grasp-w"}, {"seed": 3, "lr": None})  # noise_path is StochGRASP's; lr as used
+    assert base != rid({"method": "grasp-w", "k": 32}, {"seed": 0})
+    assert base != rid({"method": "grasp-w"}, {"seed": 0, "train_noise": "gaussian:0.03"})
+    assert rid({"method": "stochgrasp", "noise_path": "weight"}, {}) != rid({"method": "stochgrasp"}, {})

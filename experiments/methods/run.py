@@ -32,8 +32,8 @@ HWA = "gaussian:0.03"  # StochGRASP's σ_target: grasp-w + HWA is its fair twin
 # recipe → (method options, training options, training seeds); the order is the training order
 RECIPES: dict[str, tuple[dict, dict, list[int]]] = {
     "stochgrasp": ({"method": "stochgrasp"}, {}, [0, 1, 2]),
-    "grasp-w": ({"method": "grasp-w", "noise_path": "weight"}, {}, [0, 1, 2]),
-    "grasp-w-hwa": ({"method": "grasp-w", "noise_path": "weight"}, {"train_noise": HWA}, [0, 1, 2]),
+    "grasp-w": ({"method": "grasp-w"}, {}, [0, 1, 2]),
+    "grasp-w-hwa": ({"method": "grasp-w"}, {"train_noise": HWA}, [0, 1, 2]),
     "lora": ({"method": "lora"}, {}, [0]),
     "full": ({"method": "full"}, {}, [0]),
     "bitfit": ({"method": "bitfit"}, {}, [0]),
@@ -87,6 +87,15 @@ def train_all(steps: int = STEPS) -> None:
             sweep_one(folder)
 
 
+def fresh(out: Path) -> None:
+    """Remove a sweep folder this script left unfinished (no summary.csv): it is redone whole, so that every
+    cell of it comes from one noisesim version (0.3.0 changed the cell keys)."""
+    import shutil
+
+    if out.is_dir() and not (out / "summary.csv").exists():
+        shutil.rmtree(out)
+
+
 def sweep_one(folder: Path) -> None:
     import noisesim
 
@@ -96,6 +105,7 @@ def sweep_one(folder: Path) -> None:
             continue
         start = time.time()
         print(f"== sweep {folder.name} {setting}", flush=True)
+        fresh(out)
         noisesim.sweep(ckpt=[str(folder)], programs=PROGRAMS, twin=False, out=str(out), **options)
         log_time(f"sweep {folder.name} {setting}", time.time() - start)
 

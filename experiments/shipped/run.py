@@ -43,12 +43,22 @@ def train_all(only: list[str] | None = None) -> None:
         sweep_one(name)
 
 
+def fresh(out: Path) -> None:
+    """Remove a sweep folder this script left unfinished (no summary.csv): it is redone whole, so that every
+    cell of it comes from one noisesim version (0.3.0 changed the cell keys)."""
+    import shutil
+
+    if out.is_dir() and not (out / "summary.csv").exists():
+        shutil.rmtree(out)
+
+
 def sweep_one(name: str) -> None:
     import noisesim
 
     out = SWEEPS / name
     if (out / "summary.csv").exists() or not (CKPTS / name / "config.json").exists():
         return
+    fresh(out)
     noisesim.sweep(ckpt=[str(CKPTS / name)], sigma=SIGMAS, programs=PROGRAMS, twin=True, out=str(out))
 
 

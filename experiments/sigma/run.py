@@ -65,12 +65,22 @@ def train_all() -> None:
         sweep_one(variant)
 
 
+def fresh(out: Path) -> None:
+    """Remove a sweep folder this script left unfinished (no summary.csv): it is redone whole, so that every
+    cell of it comes from one noisesim version (0.3.0 changed the cell keys)."""
+    import shutil
+
+    if out.is_dir() and not (out / "summary.csv").exists():
+        shutil.rmtree(out)
+
+
 def sweep_one(variant: str) -> None:
     import noisesim
 
     out = SWEEPS / slug(variant)
     if (out / "summary.csv").exists() or not (folder_of(variant) / "config.json").exists():
         return
+    fresh(out)
     noisesim.sweep(ckpt=[str(folder_of(variant))], sigma=SIGMAS, programs=PROGRAMS, twin=False, out=str(out))
 
 

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from noisesim.configs import parse_layers
+from noisesim.configs import LAYER_PRESETS, parse_layers
 from noisesim.errors import UserError
-from noisesim.units import parse_time
+from noisesim.units import parse_decimal, parse_time
 
 DEFAULT_SIGMAS = [0.01, 0.02, 0.05]
 MAX_SIGMA = 100.0  # weight units; MiniLM's weights are of order 0.05
@@ -56,7 +56,7 @@ def parse_sigmas(value: Any) -> list[float]:
         if isinstance(item, bool):
             raise UserError(f"σ value {item!r} is not a number (give e.g. --sigma 0.01,0.02,0.05)")
         try:
-            number = float(item)
+            number = parse_decimal(item) if isinstance(item, str) else float(item)
         except (TypeError, ValueError, OverflowError):
             raise UserError(f"σ value {item!r} is not a number (give e.g. --sigma 0.01,0.02,0.05)") from None
         if not math.isfinite(number) or not 0 <= number <= MAX_SIGMA:
@@ -99,6 +99,34 @@ def parse_times(value: Any) -> list[float]:
     return sorted(set(seconds))
 
 
+def normalize_layers(value: str) -> str:
+    """--layers as one spelling per selection: a preset name as it is, roles in model order ('k,q' → 'q,k'), each
+    once; an empty item ('q,,k') or an unknown role is a UserError (a ValueError: a problem of --layers)."""
+    if value in LAYER_PRESETS:
+        return value
+    items = [item.strip() for item in value.split(",")]
+    if not value.strip() or any(not item for item in items):
+        what = "no layer given" if not value.strip() else "an empty item between commas"
+        raise UserError(f"{what}: give a preset ({', '.join(LAYER_PRESETS)}) or roles separated by single commas"
+                        f" (e.g. q,k; roles: {','.join(LAYER_PRESETS['all'])})")
+    roles = parse_layers(",".join(items))  # a UserError for an unknown role
+    notes = _NOTICES.get()
+    repeated = [r for i, r in enumerate(roles) if r in roles[:i]]
+    if repeated and notes is not None:
+        notes.append(f"--layers names {', '.join(dict.fromkeys(repeated))} more than once; taken once")
+    chosen = set(roles)
+    return ",".join(r for r in LAYER_PRESETS["all"] if r in chosen)
+
+
+def _set_path(path: str) -> str:
+    """A --set path, stripped; one that is not COMPONENT.FIELD (or holds a control character, which would break
+    the one-line messages that name it) is a UserError."""
+    path = path.strip()
+    if "." not in path or not all(path.split(".")) or not path.isprintable():
+        raise UserError(f"--set {path!r}: give COMPONENT.FIELD=V1,V2,… (e.g. --set programming.scale=0.5,1,2)")
+    return path
+
+
 def parse_sets(items: Any) -> dict[str, list[Any]]:
     """['programming.scale=0.5,1,2'] → {'programming.scale': [0.5, 1, 2]} (values read as YAML scalars)."""
     from noisesim.safeyaml import safe_scalar
@@ -116,6 +144,7 @@ def parse_sets(items: Any) -> dict[str, list[Any]]:
             path, sep, values = str(item).partition("=")
             if not sep or not values.strip():
                 raise UserError(f"--set {item!r}: give COMPONENT.FIELD=V1,V2,… (e.g. --set programming.scale=0.5,1,2)")
+            path = _set_path(path)
             raw = [v.strip() for v in values.split(",") if v.strip()]
             if any(v.startswith(("[", "{")) for v in raw):
                 raise UserError(f"--set {path.strip()}: a list or mapping cannot be swept (values are split at"
@@ -124,9 +153,7 @@ def parse_sets(items: Any) -> dict[str, list[Any]]:
     else:
         raise UserError(f"--set must be a list of COMPONENT.FIELD=V1,V2 or a mapping (got {items!r})")
     for path, values in pairs:
-        path = path.strip()
-        if "." not in path or not all(path.split(".")):
-            raise UserError(f"--set {path!r}: give COMPONENT.FIELD=V1,V2,… (e.g. --set programming.scale=0.5,1,2)")
+        path = _set_path(path)
         if path in out:
             raise UserError(f"--set {path} is given twice (give all its values once: --set {path}=V1,V2)")
         if not values:
@@ -245,8 +272,7 @@ class SweepConfig(BaseModel):
     @field_validator("layers")
     @classmethod
     def _layers(cls, value: str) -> str:
-        parse_layers(value)  # a UserError is a ValueError: reported as a problem of --layers
-        return value
+        return normalize_layers(value)
 
     @field_validator("out")
     @classmethod

@@ -6,7 +6,9 @@ A process keeps its loaded backbones (``_BACKBONES``) and tokenised data (``_BAT
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import os
 import platform
 import socket
@@ -19,6 +21,7 @@ from pathlib import Path
 import torch
 
 from noisesim import __version__, checkpoints
+from noisesim.configs import MethodConfig, TrainConfig, effective_settings
 from noisesim.data import EvalBatches, encode, load_table
 from noisesim.devices import Profile, format_time
 from noisesim.engine.grid import Cell, backbone_fingerprint, data_fingerprint, folder_hash, read_cell_checkpoint
@@ -27,7 +30,7 @@ from noisesim.errors import UserError
 from noisesim.evaluate import accuracy
 from noisesim.external import ExternalCheckpoint, build_external, load_external, release
 from noisesim.methods import adapters_of
-from noisesim.models import load_backbone
+from noisesim.models import load_backbone, max_positions
 
 _BACKBONES: dict[tuple, object] = {}  # (backbone id, labels, pooling) or an external folder's content → backbone
 _BATCHES: dict[tuple, EvalBatches] = {}  # (backbone id, data, max_length, batch size) → tokenised batches
@@ -79,8 +82,21 @@ def _backbone(ckpt: checkpoints.Checkpoint, data: str, max_length: int, batch_si
     tokens = (name, model_id, data_id, max_length, batch_size)
     if tokens not in _BATCHES:
         tok = backbone.tokenizer
-        _BATCHES[tokens] = EvalBatches.build(encode(table, tok, max_length, data), tok.pad_token_id, batch_size)
+        encoded = encode(table, tok, max_length, data)
+        check_lengths(encoded, backbone, ckpt, data, max_length)
+        _BATCHES[tokens] = EvalBatches.build(encoded, tok.pad_token_id, batch_size)
     return backbone, _BATCHES[tokens]
+
+
+def check_lengths(encoded, backbone, ckpt, data: str, max_length: int) -> None:
+    """Refuse data whose longest tokenised sentence (cut at ``max_length``) is longer than the backbone's position
+    embeddings allow: the model would fail on it mid-sweep."""
+    limit = max_positions(backbone)
+    longest = max((len(ids) for ids in encoded.input_ids), default=0)
+    if limit is not None and longest > limit:
+        raise UserError(f"--data {data}: its longest sentence is {longest} tokens (with --max-length {max_length}),"
+                        f" but the backbone of {ckpt.name!r} ({ckpt.meta['backbone']}) takes at most {limit};"
+                        f" give --max-length {limit} or less")
 
 
 def preflight(loaded: list[checkpoints.Checkpoint], sources: list[str], max_length: int, batch_size: int) -> None:
@@ -137,15 +153,37 @@ def recipe_of(cell: Cell, ckpt: checkpoints.Checkpoint) -> tuple[str, int | None
     return (recipe if isinstance(recipe, str) and recipe else cell.checkpoint), seed
 
 
+RECIPE_ID_DIGITS = 16
+
+
+def recipe_id_of(cell: Cell, ckpt: checkpoints.Checkpoint) -> str:
+    """What makes checkpoints training seeds of one recipe: for a noisesim checkpoint whose config names a recipe,
+    a hash of that name, the method and training settings that act for the method (``configs.effective_settings``:
+    no training seed, no other method's fields, the learning rate as used), the backbone, pooling and number of
+    labels; otherwise (no recipe, an external folder) its files' hash, so that it is a recipe of its own."""
+    recipe = ckpt.meta.get("recipe")
+    if isinstance(ckpt, ExternalCheckpoint) or not isinstance(recipe, str) or not recipe:
+        return cell.provenance["checkpoint_sha256"]
+    method = MethodConfig.from_dict(ckpt.meta["method"])  # defaults filled in: old and new configs compare equal
+    training = ckpt.meta.get("training")
+    if isinstance(training, dict):
+        parsed = TrainConfig.from_dict(training)
+        training = parsed.to_dict() | {"lr": parsed.lr_for(method.method)}
+    settings = effective_settings(method.to_dict(), training)  # what acts for the method; no training seed
+    what = [recipe, settings, ckpt.meta.get("backbone"), ckpt.meta.get("pooling"), ckpt.meta.get("num_labels")]
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:RECIPE_ID_DIGITS]
+
+
 def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, seed: int, seconds: float) -> dict:
     recipe, train_seed = recipe_of(cell, ckpt)
     return {"key": cell.key, "checkpoint": cell.checkpoint, "method": ckpt.method.method, "recipe": recipe,
-            "train_seed": train_seed,
+            "recipe_id": recipe_id_of(cell, ckpt), "train_seed": train_seed, "layers": cell.layers,
             "profile": cell.profile_name, "sigma": cell.values.get("gaussian.sigma", float("nan")),
             **{k: v for k, v in cell.values.items() if k != "gaussian.sigma"},
             "time": format_time(cell.t), "time_s": cell.t, "chip": cell.chip, "program": cell.program,
             "read": cell.read, "seed": seed, "clean": cell.clean, "accuracy": acc, "n": n, "data": cell.data,
-            "backbone": ckpt.meta["backbone"], "seconds": round(seconds, 3), **cell.provenance,
+            "backbone": ckpt.meta["backbone"], "checkpoint_path": str(Path(cell.ckpt_path).resolve()),
+            "seconds": round(seconds, 3), **cell.provenance,
             "noisesim_version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
             "device": device_label()}
 

@@ -164,6 +164,8 @@ def read_checkpoint(name: str, layers: str | tuple[str, ...] = "all") -> AnyChec
         if archs:
             raise UserError(f"{text} holds a Hugging Face {archs[0]}, not a sequence classifier: --ckpt takes noisesim"
                             " checkpoints, …ForSequenceClassification folders and PEFT adapter folders")
+    if _store_name(text):  # a store's folder may hold an external model too
+        external.check_not_mixed(checkpoints.resolve(text))
     return checkpoints.read(name)
 
 
@@ -215,6 +217,47 @@ def expand_checkpoints(names: list[str], twin: bool, notices: list[str],
     return loaded
 
 
+def canonical_roles(layers: str | tuple[str, ...]) -> str:
+    """A selection of analog layers as its roles in model order, comma-separated ('k,q' and 'q,k' → 'q,k';
+    'all' → 'q,k,v,o,ff1,ff2'): one spelling per selection, in cell keys and in the rows' ``layers``."""
+    roles = set(parse_layers(layers))
+    return ",".join(r for r in LAYER_PRESETS["all"] if r in roles)
+
+
+def stored_labels(loaded: list[AnyCheckpoint], labels: dict[Path, str], stored: dict[str, dict], folder: Path,
+                  notices: list[str]) -> dict[Path, str]:
+    """Labels for a sweep into a results folder that already holds rows (``stored``, by key): a checkpoint whose
+    folder, with the same files, is there under one other label keeps that label, so its cells are reused and it
+    is never counted twice under two names (e.g. 'x', then its path once a second folder named x joins the
+    sweep). Refused (UserError) when that label names another checkpoint of this sweep, or the folder is there
+    under several labels. A copy (another folder) is another checkpoint; rows that do not record their folder
+    (older tables) are not matched."""
+    where: dict[tuple[str, str], set[str]] = {}
+    for row in stored.values():
+        sha, path, label = row.get("checkpoint_sha256"), row.get("checkpoint_path"), row.get("checkpoint")
+        if isinstance(sha, str) and isinstance(path, str) and isinstance(label, str):
+            where.setdefault((sha, path), set()).add(label)
+    out = dict(labels)
+    mine = set(labels.values())
+    for ckpt in loaded:
+        label = labels[ckpt.path]
+        before = where.get((cached_folder_hash(ckpt.path), str(Path(ckpt.path).resolve())), set())
+        if not before or label in before:
+            continue
+        if len(before) > 1:
+            raise UserError(f"{folder} already holds checkpoint {ckpt.path} under several labels"
+                            f" ({', '.join(sorted(before))}); sweep into a fresh --out")
+        (old,) = before
+        if old in mine:
+            raise UserError(f"{folder} holds checkpoint {ckpt.path} as {old!r}, but {old!r} names another checkpoint"
+                            f" of this sweep; sweep into a fresh --out")
+        notices.append(f"{folder} holds checkpoint {ckpt.path} as {old!r}: it keeps that label (not {label!r}),"
+                       " so its finished cells are reused")
+        out[ckpt.path] = old
+        mine.add(old)
+    return out
+
+
 def checkpoint_labels(loaded: list[AnyCheckpoint]) -> dict[Path, str]:
     """A unique label per checkpoint: its name, or its path where two share a name."""
     counts: dict[str, int] = {}
@@ -234,8 +277,30 @@ def folder_hash(folder: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+_HASHES: dict[tuple, str] = {}  # (folder, its files' names, sizes, mtimes) → folder_hash: once per process
+
+
+def _files_state(folder: Path) -> tuple:
+    return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()
+                        if p.is_file() and not p.name.startswith(".")))
+
+
+def cached_folder_hash(folder: str | Path) -> str:
+    """``folder_hash``, computed again only when a file's size or modification time changed (planning a sweep
+    reads each folder once; the check that a checkpoint did not change while cells ran uses ``folder_hash``)."""
+    folder = Path(folder).resolve()
+    state = (str(folder), _files_state(folder))
+    if state not in _HASHES:
+        if len(_HASHES) > 256:
+            _HASHES.clear()
+        _HASHES[state] = folder_hash(folder)
+    return _HASHES[state]
+
+
 def backbone_fingerprint(name: str) -> str:
-    """The backbone's id plus the size and mtime of each file in its folder (a changed model is a new sweep)."""
+    """The backbone's id plus the content of its folder (names and contents of its files, as ``folder_hash``):
+    a changed model is a new sweep, a touched or copied one is not. Hashed once per process while no file's size
+    or modification time changes (the bundled MiniLM's 91 MB: about 0.2 s)."""
     from noisesim.models import resolve_backbone
 
     try:
@@ -244,8 +309,11 @@ def backbone_fingerprint(name: str) -> str:
         return name
     if not folder.is_dir():
         return name
-    stats = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
-    return hashlib.sha256(json.dumps([name, stats]).encode()).hexdigest()[:16]
+    try:
+        files = cached_folder_hash(folder)
+    except OSError:  # unreadable: loading it fails later, with its own message
+        return name
+    return hashlib.sha256(json.dumps([name, files]).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -303,24 +371,24 @@ def realizations(setting: Setting, config: SweepConfig, notices: list[str]) -> l
 
 
 def build_cells(loaded: list[AnyCheckpoint], settings: list[Setting], config: SweepConfig,
-                data: dict[str, str], notices: list[str]) -> list[Cell]:
+                data: dict[str, str], notices: list[str], labels: dict[Path, str] | None = None) -> list[Cell]:
     """Every data set × checkpoint × setting × chip × programming × time × read, in a fixed order, each keyed
     by a hash of what determines its number; noise-free settings get a single cell. ``data`` maps each data
-    set to its content fingerprint."""
+    set to its content fingerprint; ``labels`` each checkpoint's label (default: ``checkpoint_labels``)."""
     total = count_cells(len(data), len(loaded), settings, config)
     if total > MAX_CELLS:
         raise UserError(f"this sweep has {total:,} cells (more than {MAX_CELLS:,}; about 3.5 s each for MiniLM on"
                         " 2 cores): use fewer --chips / --programs / --reads, times or values")
     cells: list[Cell] = []
-    labels = checkpoint_labels(loaded)
-    ckpt_ids = {c.path: [labels[c.path], folder_hash(c.path), backbone_fingerprint(c.meta["backbone"])]
+    labels = labels or checkpoint_labels(loaded)
+    ckpt_ids = {c.path: [labels[c.path], cached_folder_hash(c.path), backbone_fingerprint(c.meta["backbone"])]
                 for c in loaded}
     evaluation = {"max_length": config.max_length, "batch_size": config.batch_size}
     identities: set = set()
     for source, data_hash in data.items():
         for ckpt in loaded:
             label, files, backbone = ckpt_ids[ckpt.path]
-            layers = ",".join(ckpt.layers) if isinstance(ckpt, external.ExternalCheckpoint) else None
+            layers = canonical_roles(ckpt.layers) if isinstance(ckpt, external.ExternalCheckpoint) else None
             for setting in settings:
                 profile = setting.profile
                 for t, chip, program, read in realizations(setting, config, notices):

@@ -71,6 +71,19 @@ def row_problem(row: dict) -> str | None:
     return None
 
 
+KEYS_SINCE = (0, 3, 0)  # the cell keys of this version on (backbone fingerprint by content)
+
+
+def _before_keys(version) -> bool:
+    """True for a noisesim version older than ``KEYS_SINCE`` (a stored row's ``noisesim_version``)."""
+    if not isinstance(version, str):
+        return False
+    try:
+        return tuple(int(p) for p in version.split(".")[:3]) < KEYS_SINCE
+    except ValueError:
+        return False
+
+
 class ResultsFolder:
     """The ``results.parquet`` + ``cells/`` pair of one sweep folder."""
 
@@ -121,6 +134,11 @@ class ResultsFolder:
         check_results_folder(self.folder)
         out = {row["key"]: row for row in self.read_table().to_dict("records")}
         out.update({row["key"]: row for row in self._cell_files().values()})
+        old = sorted({str(v) for row in out.values() if _before_keys(v := row.get("noisesim_version"))})
+        if old:
+            raise UserError(f"{self.folder} holds cells of noisesim {old[0]}, whose cell keys 0.3.0 no longer makes"
+                            " (they now hash the backbone's contents, not its file dates): resuming would evaluate"
+                            " every cell again beside the old ones; sweep into a fresh --out (old results still load)")
         return out
 
     def add(self, row: dict) -> None:

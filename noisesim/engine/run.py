@@ -24,9 +24,18 @@ from noisesim.data import load_table
 from noisesim.devices import format_time
 from noisesim.engine.config import SweepConfig
 from noisesim.engine.execute import check_ray, evaluate_cells, git_commit, preflight, run_local, run_ray
-from noisesim.engine.grid import axes_of, build_cells, build_settings, data_fingerprint, expand_checkpoints
+from noisesim.engine.grid import (
+    axes_of,
+    build_cells,
+    build_settings,
+    checkpoint_labels,
+    data_fingerprint,
+    expand_checkpoints,
+    stored_labels,
+)
 from noisesim.engine.results import ResultsFolder, SweepResult, check_results_folder
 from noisesim.errors import UserError
+from noisesim.external import ExternalCheckpoint
 
 LEGACY = {"sigmas": "sigma", "profiles": "profile", "times": "time", "sets": "set"}  # API names of 0.1
 
@@ -86,8 +95,13 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
         chances[source] = float(labels.value_counts(normalize=True).max())
     store = ResultsFolder(out) if out is not None else None
     done = store.rows() if store is not None else {}  # also rejects a foreign or broken results table
-    cells = build_cells(loaded, settings, config, fingerprints, notices)
+    labels = checkpoint_labels(loaded)
+    if done:
+        labels = stored_labels(loaded, labels, done, out, notices)
+    cells = build_cells(loaded, settings, config, fingerprints, notices, labels)
     axes = axes_of(config)
+    if any(isinstance(c, ExternalCheckpoint) for c in loaded):  # another --layers is another setting of those
+        axes.insert(axes.index("checkpoint") + 1, "layers")
     todo = [c for c in cells if c.key not in done]
     rows = {k: done[k] for k in (c.key for c in cells) if k in done}
     if todo:
@@ -143,11 +157,12 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
 
 def axis_values(cell) -> dict:
     """The axis columns of one cell's row."""
-    return {"data": cell.data, "checkpoint": cell.checkpoint, "profile": cell.profile_name,
+    return {"data": cell.data, "checkpoint": cell.checkpoint, "layers": cell.layers, "profile": cell.profile_name,
             "sigma": cell.values.get("gaussian.sigma", math.nan),
             **{k: v for k, v in cell.values.items() if k != "gaussian.sigma"}, "time": format_time(cell.t)}
 
 
-ROW_COLUMNS = ["key", "checkpoint", "method", "recipe", "train_seed", "profile", "sigma", "time", "time_s", "chip",
-               "program", "read", "seed", "clean", "accuracy", "n", "data", "backbone", "seconds", "checkpoint_sha256",
-               "profile_sha256", "backbone_sha256", "data_sha256", "noisesim_version", "git_commit", "torch", "device"]
+ROW_COLUMNS = ["key", "checkpoint", "method", "recipe", "recipe_id", "train_seed", "layers", "profile", "sigma",
+               "time", "time_s", "chip", "program", "read", "seed", "clean", "accuracy", "n", "data", "backbone",
+               "checkpoint_path", "seconds", "checkpoint_sha256", "profile_sha256", "backbone_sha256", "data_sha256",
+               "noisesim_version", "git_commit", "torch", "device"]

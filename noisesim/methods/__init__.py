@@ -41,13 +41,14 @@ def trains_backbone(config: MethodConfig) -> bool:
     return METHODS[check_method(config.method)].trains_backbone is not Method.trains_backbone
 
 
-def inject(backbone: Backbone, config: MethodConfig) -> dict[str, AdapterLinear]:
+def inject(backbone: Backbone, config: MethodConfig, init_seed: int = 0) -> dict[str, AdapterLinear]:
     """Freeze the backbone but its head, wrap every analog layer (the method's layer on its targets, a
     ``FrozenLinear`` on the rest); returns name → analog layer.
 
-    Each layer's initialisation (grouping, LoRA's A) comes from the ``grouping`` stream keyed by the layer name;
-    exactly the head, the adapters' declared parameters and the backbone parameters the method trains are
-    trainable."""
+    Each layer draws its initialisation from the stream its class names (``AdapterLinear.init_stream``), keyed by
+    the layer name: ``grouping`` (GRASP's permutations, from ``perm_seed``) or ``train`` (LoRA's A, from
+    ``init_seed``, the training seed). Exactly the head, the adapters' declared parameters and the backbone
+    parameters the method trains are trainable."""
     if not isinstance(config, MethodConfig):
         raise TypeError(f"config must be a MethodConfig, got {type(config).__name__}")
     method = METHODS[check_method(config.method)]
@@ -63,7 +64,9 @@ def inject(backbone: Backbone, config: MethodConfig) -> dict[str, AdapterLinear]
     adapters = {}
     for name, linear in modules.items():
         layer_class = method.layer if roles[name] in targets else FrozenLinear
-        adapter = layer_class.from_config(linear, config, generator(config.perm_seed, "grouping", name), roles[name])
+        gen = (generator(config.perm_seed, "grouping", name) if layer_class.init_stream == "grouping"
+               else generator(init_seed, "train", "init", name))
+        adapter = layer_class.from_config(linear, config, gen, roles[name])
         adapter.check_declarations()
         for p in adapter.adapter_parameters().values():
             p.requires_grad_(True)

@@ -36,14 +36,16 @@ class AdapterLinear(nn.Module, metaclass=abc.ABCMeta):
       passes straight through to the clean parameters;
     - ``use_noise_generator(gen)``: the generator training noise is drawn from (None: torch's global one).
 
-    ``forward`` must read the frozen W only through ``base`` (``self.base(x)`` or ``self.base.weight``): that is
-    where programming and HWA put the device's weight.
+    ``forward`` must apply the frozen W by calling ``self.base`` on the layer's (digitally modulated) input, once:
+    programming and HWA put the device's weight there, and run-time read noise and per-token HWA noise are hooks on
+    ``base`` (training checks that every analog layer's hook fired).
     """
 
     adapter_parameter_names: tuple[str, ...] = ()
     noise_parameter_names: tuple[str, ...] = ()
     saved_buffer_names: tuple[str, ...] = ()
     tensor_paths: dict[str, str] = {}
+    init_stream = "grouping"  # seed stream of from_config's generator: grouping (--perm-seed) or train (--seed)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -31,7 +31,7 @@ class FullLinear(AdapterLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.is_programmed:
             return self.base(x)
-        return F.linear(x, self.base.weight + self.delta, self.base.bias)
+        return self.base(x) + F.linear(x, self.delta)  # through base: where HWA's per-token noise is hooked
 
 
 def _encoder(name: str) -> bool:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from noisesim.configs import MethodConfig
+from noisesim.errors import UserError
 from noisesim.methods.base import AdapterLinear, Method
 
 ADAPTER = "default"  # peft's adapter name
@@ -34,10 +35,14 @@ class LoraLinear(AdapterLinear):
 
     adapter_parameter_names = ("lora_A", "lora_B")
     tensor_paths = {"lora_A": f"peft.lora_A.{ADAPTER}.weight", "lora_B": f"peft.lora_B.{ADAPTER}.weight"}
+    init_stream = "train"  # A's random start is part of the training run: each training seed draws its own
 
     def __init__(self, base: nn.Linear, gen: torch.Generator, rank: int = 8, alpha: float = 16.0,
                  digital: bool = False):
         super().__init__(base)
+        if rank > min(base.in_features, base.out_features):
+            raise UserError(f"--rank {rank} is larger than this layer's {base.out_features}×{base.in_features} weight"
+                            " allows (a rank above min(in, out) adds parameters and nothing else): lower --rank")
         self.peft = peft_layer("lora", base, gen, r=rank, lora_alpha=alpha)
         self.digital = digital
 

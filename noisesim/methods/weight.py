@@ -91,8 +91,8 @@ class StochGraspLinear(GroupedWeightLinear):
             return super().forward(x)
         if self.noise_path == "weight":
             eps = self._randn(self.base.weight.shape, self.base.weight)
-            weight = self.base.weight + self._expand(self.mu) + self._expand(self.sigma) * eps
-            return F.linear(x, weight, self.base.bias)
+            shift = self._expand(self.mu) + self._expand(self.sigma) * eps
+            return self.base(x) + F.linear(x, shift)  # through base: where HWA's per-token noise is hooked
         y = self._mean_output(x)  # local reparameterisation: Var(y_j) = Σ_i x_i² σ²_{f(i),g(j)}
         var = (self._row_input(x * x) @ (self.sigma * self.sigma))[..., self.group]
         return y + torch.sqrt(var + 1e-12) * self._randn(y.shape, y)
