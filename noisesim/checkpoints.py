@@ -624,13 +624,17 @@ def listing() -> list[dict]:
     for store in (bundled_store(), user_store()):
         for folder in _candidates(store):
             row = {"name": folder.name, "method": None, "k": None, "layers": None, "rows": None,
-                   "dev_accuracy": None, "twin": None, "path": str(folder), "problem": None}
+                   "dev_accuracy": None, "twin": None, "recipe": None, "path": str(folder), "problem": None}
             try:
                 meta = load_meta(folder)
                 m = meta["method"]
-                row |= {"method": m.get("method", MethodConfig().method), "k": m.get("k"),
-                        "layers": m.get("layers", "all"), "rows": m.get("rows", "per-row"),
-                        "dev_accuracy": meta.get("dev_accuracy"), "twin": meta.get("twin")}
+                name = m.get("method", MethodConfig().method)
+                grouped = name in ("grasp", "grasp-w", "stochgrasp")  # K and rows mean nothing to the others
+                row |= {"method": name, "k": m.get("k") if grouped else None,
+                        "layers": m.get("layers", "all"),
+                        "rows": m.get("rows", "per-row") if name in ("grasp-w", "stochgrasp") else None,
+                        "dev_accuracy": meta.get("dev_accuracy"), "twin": meta.get("twin"),
+                        "recipe": meta.get("recipe")}
             except UserError as exc:
                 row["problem"] = str(exc)
             if store == user_store() and folder.name in shipped:

@@ -466,3 +466,13 @@ def test_numbers_on_the_command_line_are_plain_decimals(text):
     with pytest.raises(UserError):
         parse_seeds(text)
     assert parse_sigmas("0.01,.02,3e-2") == [0.0, 0.01, 0.02, 0.03] and parse_seeds("0,1,2") == [0, 1, 2]
+
+
+def test_ckpts_listing_shows_k_and_rows_only_where_they_mean_something():
+    bb = tiny_backbone("bert")
+    config = MethodConfig(method="lora")
+    inject(bb, config)
+    meta = {"backbone": "tiny-bert", "num_labels": 2, "pooling": "mean", "method": config.to_dict(), "recipe": "lr"}
+    checkpoints.write(checkpoints.out_folder("my-lora"), trainable_state(bb), meta)
+    row = next(r for r in checkpoints.listing() if r["name"] == "my-lora")
+    assert (row["method"], row["k"], row["rows"], row["recipe"]) == ("lora", None, None, "lr")
