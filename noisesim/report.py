@@ -17,26 +17,21 @@ def pivot_table(summary: pd.DataFrame) -> pd.DataFrame:
     down, the varying settings across, cells 'mean ± std (n seeds)' (std over seeds × realizations)."""
     if by_recipe(summary):
         return _recipe_table(summary)
-    text = [f"{100 * m:.1f}" if pd.isna(s) else f"{100 * m:.1f} ± {100 * s:.1f}"
-            for m, s in zip(summary["mean"], summary["std"], strict=True)]
-    index = [c for c in varying(summary) if c != "time"] + (["time"] if "time" in varying(summary) else [])
-    index = index or ["profile"]
-    keys = [c if c != "time" else "time_s" for c in index]
-    appearance = {c: {v: i for i, v in enumerate(dict.fromkeys(summary[c]))} for c in keys
-                  if not pd.api.types.is_numeric_dtype(summary[c])}
-    cell = summary.assign(text=text).sort_values(
-        keys, kind="stable", key=lambda col: col.map(appearance[col.name]) if col.name in appearance else col)
+    index, cell = _by_setting(summary, _mean_text(summary))
     cell[index] = cell[index].astype(object).where(cell[index].notna(), "")
     table = cell.pivot_table(index=index, columns="checkpoint", values="text", aggfunc="first", sort=False)
     return table[list(dict.fromkeys(summary["checkpoint"]))]
 
 
-def _recipe_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Recipes down, one column per setting (σ, --set values, time, as 'sigma=0.02, time=1h'), cells
-    'mean ± std (n seeds)' in percent."""
-    text = [(f"{100 * m:.1f}" if pd.isna(s) else f"{100 * m:.1f} ± {100 * s:.1f}")
-            + f" ({n} seed{'' if n == 1 else 's'})"
-            for m, s, n in zip(summary["mean"], summary["std"], summary["seeds"], strict=True)]
+def _mean_text(summary: pd.DataFrame) -> list[str]:
+    """'mean ± std' in percent per summary row ('mean' alone where there is no spread)."""
+    return [f"{100 * m:.1f}" if pd.isna(s) else f"{100 * m:.1f} ± {100 * s:.1f}"
+            for m, s in zip(summary["mean"], summary["std"], strict=True)]
+
+
+def _by_setting(summary: pd.DataFrame, text: list[str]) -> tuple[list[str], pd.DataFrame]:
+    """The varying setting columns (time last; 'profile' when none varies) and the summary with a ``text``
+    column, sorted by them: numbers by value, anything else in order of first appearance."""
     settings = [c for c in varying(summary) if c != "time"] + (["time"] if "time" in varying(summary) else [])
     settings = settings or ["profile"]
     keys = [c if c != "time" else "time_s" for c in settings]
@@ -44,6 +39,15 @@ def _recipe_table(summary: pd.DataFrame) -> pd.DataFrame:
                   if not pd.api.types.is_numeric_dtype(summary[c])}
     cell = summary.assign(text=text).sort_values(
         keys, kind="stable", key=lambda col: col.map(appearance[col.name]) if col.name in appearance else col)
+    return settings, cell
+
+
+def _recipe_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Recipes down, one column per setting (σ, --set values, time, as 'sigma=0.02, time=1h'), cells
+    'mean ± std (n seeds)' in percent."""
+    text = [f"{t} ({n} seed{'' if n == 1 else 's'})" for t, n in zip(_mean_text(summary), summary["seeds"],
+                                                                      strict=True)]
+    settings, cell = _by_setting(summary, text)
     cell["setting"] = [", ".join(f"{c}={_value(v)}" for c, v in zip(settings, row, strict=True))
                        for row in cell[settings].itertuples(index=False)]
     table = cell.pivot_table(index="recipe", columns="setting", values="text", aggfunc="first", sort=False)

@@ -23,6 +23,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from common import sweep_once  # noqa: E402
+
 CKPTS = HERE / "ckpts"
 SWEEPS = HERE / "sweeps"
 STEPS = 1000  # one budget for every method (the shipped checkpoints used 2000; see README)
@@ -87,27 +90,11 @@ def train_all(steps: int = STEPS) -> None:
             sweep_one(folder)
 
 
-def fresh(out: Path) -> None:
-    """Remove a sweep folder this script left unfinished (no summary.csv): it is redone whole, so that every
-    cell of it comes from one noisesim version (0.3.0 changed the cell keys)."""
-    import shutil
-
-    if out.is_dir() and not (out / "summary.csv").exists():
-        shutil.rmtree(out)
-
-
 def sweep_one(folder: Path) -> None:
-    import noisesim
-
     for setting, options in SETTINGS.items():
-        out = SWEEPS / folder.name / setting
-        if (out / "summary.csv").exists():
-            continue
         start = time.time()
-        print(f"== sweep {folder.name} {setting}", flush=True)
-        fresh(out)
-        noisesim.sweep(ckpt=[str(folder)], programs=PROGRAMS, twin=False, out=str(out), **options)
-        log_time(f"sweep {folder.name} {setting}", time.time() - start)
+        if sweep_once(SWEEPS / folder.name / setting, folder, programs=PROGRAMS, twin=False, **options):
+            log_time(f"sweep {folder.name} {setting}", time.time() - start)
 
 
 def sweep_all() -> None:

@@ -15,6 +15,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from common import sweep_once  # noqa: E402
+
 CKPTS = HERE / "ckpts"
 SWEEPS = HERE / "sweeps"
 SIGMAS = "0.01,0.02,0.03,0.04,0.05"
@@ -43,23 +46,9 @@ def train_all(only: list[str] | None = None) -> None:
         sweep_one(name)
 
 
-def fresh(out: Path) -> None:
-    """Remove a sweep folder this script left unfinished (no summary.csv): it is redone whole, so that every
-    cell of it comes from one noisesim version (0.3.0 changed the cell keys)."""
-    import shutil
-
-    if out.is_dir() and not (out / "summary.csv").exists():
-        shutil.rmtree(out)
-
-
 def sweep_one(name: str) -> None:
-    import noisesim
-
-    out = SWEEPS / name
-    if (out / "summary.csv").exists() or not (CKPTS / name / "config.json").exists():
-        return
-    fresh(out)
-    noisesim.sweep(ckpt=[str(CKPTS / name)], sigma=SIGMAS, programs=PROGRAMS, twin=True, out=str(out))
+    if (CKPTS / name / "config.json").exists():
+        sweep_once(SWEEPS / name, CKPTS / name, sigma=SIGMAS, programs=PROGRAMS, twin=True)
 
 
 def report() -> None:

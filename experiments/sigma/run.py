@@ -18,6 +18,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from common import sweep_once  # noqa: E402
+
 CKPTS = HERE / "ckpts"
 SWEEPS = HERE / "sweeps"
 METHODS = HERE.parent / "methods"
@@ -65,23 +68,9 @@ def train_all() -> None:
         sweep_one(variant)
 
 
-def fresh(out: Path) -> None:
-    """Remove a sweep folder this script left unfinished (no summary.csv): it is redone whole, so that every
-    cell of it comes from one noisesim version (0.3.0 changed the cell keys)."""
-    import shutil
-
-    if out.is_dir() and not (out / "summary.csv").exists():
-        shutil.rmtree(out)
-
-
 def sweep_one(variant: str) -> None:
-    import noisesim
-
-    out = SWEEPS / slug(variant)
-    if (out / "summary.csv").exists() or not (folder_of(variant) / "config.json").exists():
-        return
-    fresh(out)
-    noisesim.sweep(ckpt=[str(folder_of(variant))], sigma=SIGMAS, programs=PROGRAMS, twin=False, out=str(out))
+    if (folder_of(variant) / "config.json").exists():
+        sweep_once(SWEEPS / slug(variant), folder_of(variant), sigma=SIGMAS, programs=PROGRAMS, twin=False)
 
 
 def learned_sigma(folder: Path) -> dict[str, list[float]]:
