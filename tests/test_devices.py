@@ -692,5 +692,5 @@ def test_device_layer_imports_nothing_above_it():
                                 timeout=120).stdout.split())
     allowed = {"noisesim", "noisesim.errors", "noisesim.seeds", "noisesim.units", "noisesim.safeyaml",
                "noisesim.textio"} | {f"noisesim.devices{m}" for m in ("", ".schema", ".runtime", ".components",
-                                                                      ".profile", ".library")}
+                                                                      ".periphery", ".profile", ".library")}
     assert "noisesim.devices.library" in loaded and loaded <= allowed, loaded - allowed

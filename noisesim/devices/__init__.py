@@ -3,12 +3,14 @@
 A *profile* (YAML, ``devices/*.yaml``) maps each weight to a differential pair of conductances and
 lists noise components applied in order: ``gaussian``, ``programming``, ``device_to_device``,
 ``read``, ``drift``, ``stuck_at``, ``levels``. A realization is keyed by (chip, program, read) seeds,
-so device-to-device draws stay fixed across re-programmings of a chip.
+so device-to-device draws stay fixed across re-programmings of a chip. An optional ``periphery`` section
+(``tile``, ``dac``, ``ir_drop``, ``output_noise``, ``adc``) acts at every matrix-vector product.
 
 Modules, bottom up: ``schema`` (shared field types, error wording), ``runtime`` (read noise redrawn while
 the model runs), ``components`` (each noise component next to its parameters; the ``COMPONENTS``
-registry; the seed ``Streams`` a component draws from), ``profile`` (a validated profile realizing one
-layer), ``library`` (built-in, shipped and user profiles by name).
+registry; the seed ``Streams`` a component draws from), ``periphery`` (DAC, ADC, output noise, tiles, IR
+drop: ``PERIPHERY``, and the ``PeripheryHook`` that runs a layer's MVMs through them), ``profile`` (a
+validated profile realizing one layer), ``library`` (built-in, shipped and user profiles by name).
 
 Profiles are read with ``noisesim.safeyaml`` (bounded size, UTF-8, no duplicate keys, bounded aliases);
 every number must be finite and in range, and a realization that turns a weight into inf or NaN is an
@@ -35,6 +37,7 @@ from noisesim.devices.library import (
     shipped_profiles,
     user_profiles,
 )
+from noisesim.devices.periphery import PERIPHERY, Periphery, PeripheryHook, quantize
 from noisesim.devices.profile import Profile, Realization, map_weight
 from noisesim.devices.runtime import ReadNoiseHook, RuntimeRead
 from noisesim.devices.schema import format_time, parse_time
@@ -75,6 +78,7 @@ def apply(profile: str | Profile, weight: torch.Tensor, *, t: str | float = 0.0,
                                    out=out.weight)
 
 
-__all__ = ["COMPONENTS", "DeviceArray", "Profile", "ProfileEntry", "ReadNoiseHook", "Realization", "RuntimeRead",
-           "Streams", "apply", "builtin_profile", "format_time", "gaussian", "known_profiles", "load_profile",
-           "map_weight", "parse_time", "profile_listing", "shipped_profiles", "to_seconds", "user_profiles"]
+__all__ = ["COMPONENTS", "PERIPHERY", "DeviceArray", "Periphery", "PeripheryHook", "Profile", "ProfileEntry",
+           "ReadNoiseHook", "Realization", "RuntimeRead", "Streams", "apply", "builtin_profile", "format_time",
+           "gaussian", "known_profiles", "load_profile", "map_weight", "parse_time", "profile_listing", "quantize",
+           "shipped_profiles", "to_seconds", "user_profiles"]

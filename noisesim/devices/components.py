@@ -21,11 +21,11 @@ paper's Gaussian) also has ``apply_to_weight``, which skips the conductance roun
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 import torch
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from noisesim.devices.runtime import RuntimeRead
 from noisesim.devices.schema import Bounded, Clip, Conductance, Fraction, NonNeg, Seconds, Spec
@@ -74,8 +74,9 @@ class DeviceArray:
     g_min: float
     target_pos: torch.Tensor  # the noise-free programming targets (drift exponents depend on them)
     target_neg: torch.Tensor
-    alpha: float = 1.0
+    alpha: float | torch.Tensor = 1.0  # a number, or one per output column (out, 1): per-column compensation
     runtime_read: RuntimeRead | None = None
+    read_components: list = field(default_factory=list)  # the profile's active ``read`` components (reference reads)
 
     @property
     def devices(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -305,14 +306,26 @@ class DriftSpec(Spec):
     nu_std: LogFit = LogFit(a=-0.0125, b=-0.0059, min=0.008, max=0.045)
     scale: NonNeg = 1.0
     read_noise: FlickerSpec | None = None
-    compensation: Literal["none", "global"] = "none"
+    compensation: Literal["none", "global", "column"] = "none"
+    reference_reads: int = Field(0, ge=0, le=10_000, description="0: exact reference reads; N: the mean of N noisy")
 
     @model_validator(mode="after")
     def _read_time(self):
         if self.read_noise is not None and self.read_noise.t_read > self.t0:
             raise ValueError(f"read_noise.t_read ({self.read_noise.t_read:g} s) must not exceed t0"
                              f" ({self.t0:g} s): the 1/f noise model needs t_read ≤ t0")
+        if self.reference_reads and self.compensation == "none":
+            raise ValueError("reference_reads needs compensation: global or column (it is the number of noisy"
+                             " reads the compensation averages)")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_default_reference(self, handler):
+        """Exact reference reads (the default) dump and hash as before the field existed."""
+        data = handler(self)
+        if self.reference_reads == 0 and isinstance(data, dict):
+            data.pop("reference_reads", None)
+        return data
 
 
 class Drift(Component):
@@ -320,9 +333,17 @@ class Drift(Component):
 
     x = G_target/g_max; μ_ν and σ_ν are clipped log fits (IBM PCM: Nandakumar et al. 2019). ν is drawn
     at programming (program stream) and kept for all t. ``read_noise`` adds accumulated 1/f noise
-    σ = |G(t)|·Q_s·sqrt(ln((t + t0 + t_read)/(2·t_read))) drawn per read (read stream). ``compensation:
-    global`` sets one output scale α per layer so that the mean |output| over one-hot reference inputs
-    (i.e. the mean |w|) equals its value right after programming, as an accelerator's drift calibration does.
+    σ = |G(t)|·Q_s·sqrt(ln((t + t0 + t_read)/(2·t_read))) drawn per read (read stream).
+
+    Drift compensation, as an accelerator's drift calibration does it, from reference reads: the outputs for
+    one-hot inputs, i.e. the weights themselves. ``global`` sets one digital output scale α per layer so that
+    the mean |output| over them equals its value right after programming; ``column`` sets one α per output
+    column (aihwkit's per-column drift compensation), so each column's mean |output| is restored.
+    ``reference_reads: N`` (N ≥ 1) takes each of the two readouts (right after programming, and at t) as the
+    mean over N reads through the same read noise the evaluation sees: the drift's 1/f noise at that time
+    (t = 0 for the first readout) and every active ``read`` component of the profile, drawn from an own
+    generator ``generator(seed, "read", chip, program, read, layer, index, "reference")``, so the
+    evaluation's draws stay the same. The default, 0, reads the references exactly.
     """
 
     key = "drift"
@@ -345,19 +366,68 @@ class Drift(Component):
         q = (f.q / ((g_prog.abs() / g_max) ** f.exponent).clamp_(min=f.g_floor)).clamp_(max=f.q_max)
         return q.mul_(f.scale * math.sqrt(math.log((t + self.spec.t0 + f.t_read) / (2 * f.t_read))))
 
+    def readout(self, array: DeviceArray, pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
+                progs: tuple[torch.Tensor, torch.Tensor] | None = None, t: float = 0.0,
+                gen: torch.Generator | None = None) -> torch.Tensor:
+        """Mean |w| over one-hot reference reads: one number (``global``) or one per output column (out, 1).
+        Exact from the array's weight, or, with ``gen``, the mean over ``reference_reads`` noisy reads of the
+        conductances ``pairs`` (programmed as ``progs``) at time t."""
+        if gen is None:
+            return _column_mean(array.weight().abs(), self.spec.compensation)
+        total = None
+        for _ in range(self.spec.reference_reads):
+            read = []
+            for g, g_prog in zip(pairs, progs, strict=True):
+                var = torch.zeros_like(g)
+                if self.spec.read_noise is not None:
+                    var.add_(g.abs().mul(self.flicker_sigma(g_prog, array.g_max, t)).square_())
+                for comp in array.read_components:
+                    var.add_(torch.as_tensor(comp.device_sigma(g, array.g_max), dtype=g.dtype).square())
+                read.append(g + _randn(g, gen).mul_(var.sqrt_()))
+            w = (read[0] - read[1]).mul_(array.k).mul_(array.alpha)
+            mean = _column_mean(w.abs_(), self.spec.compensation)
+            total = mean if total is None else total + mean
+        return total / self.spec.reference_reads
+
     def apply(self, array, streams, t):
-        before = array.weight().abs().mean() if self.spec.compensation == "global" else None
+        s = self.spec
+        noisy = s.compensation != "none" and s.reference_reads > 0
+        gen = generator(streams.seed, "read", *streams.keys["read"], streams.layer, streams.index, "reference") \
+            if noisy else None
+        before = None
+        if s.compensation == "global" and not noisy:  # as before per-column compensation existed: bit-identical
+            before = array.weight().abs().mean()
+        elif s.compensation != "none":
+            before = self.readout(array, array.devices, array.devices, 0.0, gen)
+        drifted = []
         for g, target in zip(array.devices, (array.target_pos, array.target_neg), strict=True):
             nu = self.nu(target, array.g_max, streams.program)  # drawn before the t-dependent part: same ν at all t
-            g_prog = g.clone() if self.spec.read_noise is not None else None
+            g_prog = g.clone() if s.read_noise is not None or noisy else None
             if t > 0:
                 g.mul_(self.factor(nu, t))
-            if g_prog is not None:
+            if noisy:
+                drifted.append((g.clone(), g_prog))
+            if s.read_noise is not None:
                 g.add_(_randn(g, streams.read).mul_(g.abs()).mul_(self.flicker_sigma(g_prog, array.g_max, t)))
             g.clamp_(min=0)
-        if before is not None:
-            after = array.weight().abs().mean()
-            array.alpha *= float(before.clamp(min=1e-12) / after.clamp(min=1e-12))
+        if before is None:
+            return
+        if noisy:
+            after = self.readout(array, tuple(d[0] for d in drifted), tuple(d[1] for d in drifted), t, gen)
+        else:
+            after = array.weight().abs().mean() if s.compensation == "global" else self.readout(array)
+        ratio = before.clamp(min=1e-12) / after.clamp(min=1e-12)
+        if s.compensation == "global":
+            array.alpha *= float(ratio)
+        else:
+            array.alpha = ratio * array.alpha
+
+
+def _column_mean(w_abs: torch.Tensor, compensation: str) -> torch.Tensor:
+    """Mean over the inputs of each output column (out, 1), or over every weight (``global``)."""
+    if compensation == "global" or w_abs.dim() < 2:
+        return w_abs.mean() if compensation == "global" else w_abs
+    return w_abs.mean(dim=tuple(range(1, w_abs.dim())), keepdim=True)
 
 
 class StuckAtSpec(Spec):

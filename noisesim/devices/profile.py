@@ -14,9 +14,10 @@ from typing import Any
 
 import torch
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_serializer, model_validator
 
 from noisesim.devices.components import COMPONENTS, Component, DeviceArray, Streams
+from noisesim.devices.periphery import Periphery, PeripherySpec
 from noisesim.devices.runtime import RuntimeRead
 from noisesim.devices.schema import Mapping, PathError, Spec, describe
 from noisesim.errors import UserError
@@ -31,6 +32,8 @@ class ProfileSpec(Spec):
         noise:                         # applied in this order; a component's parameters: its spec_class
           - programming: {coefficients: [0.26348, 1.965, -1.1731], reference_g_max: 25.0}
           - drift: {t0: 20s, compensation: global}
+        periphery:                     # optional: DAC, ADC, output noise, tiles, IR drop at every MVM
+          adc: {bits: 8}               # (``periphery.py``)
     """
 
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
@@ -38,6 +41,15 @@ class ProfileSpec(Spec):
     description: str = Field("", max_length=10_000)
     mapping: Mapping = Mapping()
     noise: list[tuple[str, Spec]] = Field(default_factory=list, max_length=64)
+    periphery: PeripherySpec | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_periphery(self, handler):
+        """A profile without a periphery dumps (and hashes) exactly as before periphery existed."""
+        data = handler(self)
+        if self.periphery is None and isinstance(data, dict):
+            data.pop("periphery", None)
+        return data
 
     @model_validator(mode="before")
     @classmethod
@@ -102,6 +114,7 @@ class Profile:
         self.spec = validate(self.data, self.source)
         self.name = name or self.spec.name or Path(self.source).stem
         self.components: list[Component] = [COMPONENTS[kind](spec) for kind, spec in self.spec.noise]
+        self.periphery = Periphery(self.spec.periphery) if self.spec.periphery is not None else None
         if self.name == "ideal" and not self.noiseless:
             raise UserError(f"{self.source}: a profile named 'ideal' must be noise-free (it is the clean"
                             " reference); give this one another name")
@@ -116,8 +129,10 @@ class Profile:
 
     @property
     def noiseless(self) -> bool:
-        """True when the profile leaves every weight exactly as programmed (no clipping, no active component)."""
-        return self.spec.mapping.clip_sigma is None and all(c.noiseless for c in self.components)
+        """True when the profile leaves every weight exactly as programmed (no clipping, no active component)
+        and has no periphery."""
+        return (self.spec.mapping.clip_sigma is None and all(c.noiseless for c in self.components)
+                and self.periphery is None)
 
     @property
     def weight_space(self) -> bool:
@@ -133,7 +148,8 @@ class Profile:
         """A copy with parameters set, e.g. {'programming.scale': 2, 'drift.compensation': 'global'}.
 
         A path is ``COMPONENT.FIELD[.SUBFIELD]`` (the first component of that kind), ``noise[I].FIELD``,
-        or ``mapping.FIELD``. The result is validated like a file.
+        ``mapping.FIELD`` or ``periphery.PART.FIELD`` (e.g. ``periphery.adc.bits``). The result is validated
+        like a file.
         """
         if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
             raise TypeError("with_values: values must be a dict {'COMPONENT.FIELD': value}")
@@ -142,8 +158,10 @@ class Profile:
             head, *rest = path.split(".")
             if not rest:
                 raise UserError(f"--set {path}: give COMPONENT.FIELD, e.g. programming.scale=0.5,1,2")
-            if head == "mapping":
-                node = data.setdefault("mapping", {})
+            if head in ("mapping", "periphery"):
+                node = data.get(head)
+                if not isinstance(node, dict):
+                    node = data[head] = {}
             else:
                 node = _component_params(data, head, self.name, path)
             for part in rest[:-1]:
@@ -194,13 +212,14 @@ class Profile:
                     finite.append(torch.isfinite(out).all())
             return Realization(out)
         array = map_weight(weight, self.spec.mapping)
+        array.read_components = [c for c in self.components if c.key == "read" and not c.noiseless]
         for i, comp in enumerate(self.components):
             comp.apply(array, Streams(**keys, index=i), t)
             if finite is not None:
                 flag = torch.isfinite(array.g_pos).all() & torch.isfinite(array.g_neg).all()
                 if array.runtime_read is not None:
                     flag = flag & torch.isfinite(array.runtime_read.var).all()
-                finite.append(flag & math.isfinite(array.alpha))
+                finite.append(flag & bool(torch.isfinite(torch.as_tensor(array.alpha)).all()))
         out = array.weight().to(weight.dtype)
         if array.runtime_read is not None:
             array.runtime_read.var.mul_(array.alpha ** 2)

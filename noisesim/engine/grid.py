@@ -61,8 +61,11 @@ def random_stages(profile: Profile) -> set[str]:
         if comp.noiseless or comp.key == "levels":
             continue
         stages.add(comp.stage)
-        if comp.key == "drift" and comp.spec.read_noise is not None and comp.spec.read_noise.scale > 0:
+        if comp.key == "drift" and ((comp.spec.read_noise is not None and comp.spec.read_noise.scale > 0)
+                                    or comp.spec.reference_reads > 0):
             stages.add("read")
+    if profile.periphery is not None and profile.periphery.draws:
+        stages.add("read")
     return stages
 
 

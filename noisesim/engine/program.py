@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from noisesim.devices import Profile, gaussian
+from noisesim.devices.periphery import PeripheryHook
 from noisesim.devices.runtime import ReadNoiseHook
 from noisesim.methods import AdapterLinear
 from noisesim.seeds import generator
@@ -28,7 +29,7 @@ class ProgrammedWeights:
         self.adapters = adapters
         self.programmed = {n: a.programmed_weight() for n, a in adapters.items()}
         self.work = {n: torch.empty_like(w) for n, w in self.programmed.items()}  # reused by every realization
-        self.hooks: list[ReadNoiseHook] = []
+        self.hooks: list[ReadNoiseHook | PeripheryHook] = []
         self.entered = False
 
     def __enter__(self) -> ProgrammedWeights:
@@ -43,7 +44,10 @@ class ProgrammedWeights:
                 seed: int = 0) -> None:
         """Program every analog layer as chip ``chip`` realizes it after programming ``program``, read ``read``
         at time ``t`` (s); a float is the paper's Gaussian σ. Run-time read noise is hooked onto the layer,
-        drawn from the (seed, chip, program, read, layer) stream."""
+        drawn from the (seed, chip, program, read, layer) stream. A profile with a ``periphery`` runs every
+        MVM of the layer through it (``devices.periphery``): its ranges are calibrated on the layer's first
+        MVM after this call, and its output noise is drawn from the read stage's (…, layer, "periphery")
+        stream; per-MVM read noise is then added per tile by the periphery, from the same stream as without."""
         if not self.entered:
             raise RuntimeError("realize inside `with ProgrammedWeights(adapters) as weights:`, which restores them")
         profile = gaussian(profile) if isinstance(profile, int | float) else profile
@@ -52,9 +56,15 @@ class ProgrammedWeights:
             out = profile.realize(self.programmed[name], t=t, chip=chip, program=program, read=read, seed=seed,
                                   layer=name)
             adapter.program(self.work[name].copy_(out.weight))
-            if out.runtime_read is not None:
+            periphery = getattr(profile, "periphery", None)
+            if out.runtime_read is not None and (periphery is None or out.runtime_read.per != "mvm"):
                 gen = generator(seed, "read", chip, program, read, name, "runtime")
                 self.hooks.append(ReadNoiseHook(adapter.base, out.runtime_read, gen))
+            if periphery is not None:
+                self.hooks.append(periphery.attach(
+                    adapter.base, self.programmed[name], profile.spec.mapping,
+                    generator(seed, "read", chip, program, read, name, "periphery"), out.runtime_read,
+                    generator(seed, "read", chip, program, read, name, "runtime")))
 
     def remove_hooks(self) -> None:
         for hook in self.hooks:
