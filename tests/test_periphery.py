@@ -119,6 +119,16 @@ def test_adc_calibrated_per_column_or_tile_quantizes_and_saturates(per):
     assert torch.equal(run(lin, 10 * x).abs().amax(0), r)
 
 
+def test_empty_batches_and_other_dtypes():
+    w = torch.randn(6, 10, generator=generator(0, "w"))
+    lin, hook = hooked({"dac": {"bits": 8}, "adc": {"bits": 8}, "ir_drop": {}}, w)
+    assert run(lin, torch.zeros(0, 10)).shape == (0, 6) and hook.input_range is None  # no calibration on nothing
+    x = torch.randn(5, 10, generator=generator(1, "x"))
+    want = run(lin, x)
+    lin64, _ = hooked({"dac": {"bits": 8}, "adc": {"bits": 8}, "ir_drop": {}}, w.double())
+    torch.testing.assert_close(run(lin64.double(), x.double()).float(), want, rtol=0, atol=1e-5)
+
+
 def test_adc_fixed_range_and_the_digital_bias():
     w = torch.tensor([[1.0, 2.0], [-3.0, 0.5]])
     b = torch.tensor([0.25, -10.0])
@@ -483,3 +493,37 @@ def test_profiles_without_periphery_are_bit_identical_to_before():
     profs["every-mvm-value"] = Profile({"noise": every}, "<every>")
     got = {name: digest(*forward_all(prof, x)) for name, prof in profs.items()}
     assert got == ENGINE_GOLDEN[where]
+
+
+# --- through a sweep on a tiny model ----------------------------------------------------------------------------
+
+
+def test_a_sweep_with_a_periphery_profile_is_reproducible_and_restores_the_model(tiny_ckpts, tiny_tsv, tmp_path):
+    from noisesim import checkpoints
+    from noisesim.data import EvalBatches, encode, load_table
+    from noisesim.engine.run import run as sweep
+    from noisesim.evaluate import logits
+    from noisesim.methods import adapters_of
+
+    file = tmp_path / "chip.yaml"
+    file.write_text(yaml.safe_dump({"name": "chip", "noise": [{"read": {"sigma": 0.01, "per": "mvm"}}],
+                                    "periphery": {**FULL, "tile": {"rows": 8, "cols": 8}}}))
+    kw = dict(profiles=[str(file)], sets=["periphery.adc.bits=4,8"], reads=2, data=tiny_tsv, progress=False)
+    df = sweep([tiny_ckpts["grasp"]], **kw).frame
+    chip = df[df.profile == "chip"]
+    assert len(chip) == 2 * 2 and set(chip["periphery.adc.bits"]) == {4, 8}
+    assert chip.accuracy.between(0, 1).all()
+    again = sweep([tiny_ckpts["grasp"]], **kw).frame
+    pd_cols = [c for c in df.columns if c != "seconds"]
+    assert df[pd_cols].equals(again[pd_cols])
+    bb = checkpoints.build(checkpoints.read(tiny_ckpts["grasp"]))
+    dev = EvalBatches.build(encode(load_table(tiny_tsv), bb.tokenizer, 16), bb.tokenizer.pad_token_id)
+    clean = logits(bb.model, dev)
+    adapters = adapters_of(bb.model)
+    with ProgrammedWeights(adapters) as weights:
+        weights.realize(devices.load_profile(file), read=0)
+        first = logits(bb.model, dev)
+        weights.realize(devices.load_profile(file), read=0)
+        assert torch.equal(logits(bb.model, dev), first) and not torch.equal(first, clean)
+    assert all("forward" not in a.base.__dict__ for a in adapters.values())
+    assert torch.equal(logits(bb.model, dev), clean)

@@ -310,7 +310,7 @@ class PeripheryHook:
         self.pad = self.n_row_tiles * self.rows - in_f
         self.g_max = mapping.g_max
         dev = layer.weight.device
-        self.full_scale = full_scale(programmed, mapping).to(dev)
+        self.full_scale = full_scale(programmed, mapping).to(device=dev, dtype=layer.weight.dtype)
         ir = self.parts.get("ir_drop")
         self.ir = ir if ir is not None and not ir.noiseless else None
         if self.ir is not None:  # the position factor 1 − (1 − i/n)² of each input in its tile, n the tile's rows
@@ -323,7 +323,7 @@ class PeripheryHook:
             self.position = pos.to(device=dev, dtype=layer.weight.dtype)
             self.tile_rows = rows.to(device=dev, dtype=layer.weight.dtype)
         if self.mvm_read is not None:
-            var = self.mvm_read.var.to(dev)
+            var = self.mvm_read.var.to(device=dev, dtype=layer.weight.dtype)
             self.read_std = var.sqrt().view(1, 1, out_f) if self.mvm_read.per_output else None
             self.read_var = None if self.mvm_read.per_output else self._split_weight(var)
         self.input_range: torch.Tensor | None = None
@@ -360,6 +360,8 @@ class PeripheryHook:
         weight = layer.weight
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
+        if x2.shape[0] == 0:  # nothing to convert, and nothing to calibrate on
+            return F.linear(x, weight, layer.bias)
         dac = self.parts.get("dac")
         if self.input_range is None and (dac is not None or self.ir is not None):
             self.input_range = dac.bound(x2) if dac is not None else calibrated_range(x2, "max", 100.0)
