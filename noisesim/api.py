@@ -77,8 +77,12 @@ def _plan(out, method, config, options: dict, *, model: str, twin: str | None, p
     """Every check ``train`` makes before it loads anything."""
     method, config = _configs(method, config, options)
     check_effective(method, config)
-    if recipe is not None and (not isinstance(recipe, str) or not recipe.strip() or len(recipe) > 200):
-        raise UserError(f"recipe={recipe!r} must be a non-empty name of at most 200 characters")
+    if recipe is not None and (not isinstance(recipe, str) or not recipe.strip() or len(recipe) > 200
+                               or not recipe.isprintable()):
+        raise UserError(f"recipe={recipe!r} must be a non-empty printable name of at most 200 characters")
+    if recipe is not None and recipe in checkpoints.shipped_names():
+        raise UserError(f"recipe {recipe!r} is the name of a shipped checkpoint, which a sweep would pool with it:"
+                        " choose another recipe name")
     if pooling not in ("mean", "cls"):
         raise UserError(f"pooling={pooling!r} is not known (use mean or cls)")
     folder = checkpoints.out_folder(out)
@@ -216,6 +220,9 @@ def _train_and_write(plan: _Plan, progress: bool) -> tuple[Path, TrainResult, di
     }
     if len(sig):
         meta["sigma_learned"] = sigma_summary(sig)
+    if result.interrupted and (folder / checkpoints.CONFIG).exists():
+        result.written = False  # an interrupted run never replaces a finished checkpoint
+        return folder, result, meta
     return checkpoints.write(folder, result.state, meta), result, meta
 
 
@@ -304,7 +311,8 @@ def plot(results: SweepResult | str | os.PathLike, out: str | os.PathLike | None
     formats = check_formats(formats)
     if out is not None and not isinstance(out, str | os.PathLike):
         raise TypeError(f"out must be a file path (str), not {type(out).__name__}")
-    stem = check_output_file(out, "out") if out is not None else None
+    suffixes = tuple(f".{fmt}" for fmt in formats)
+    stem = check_output_file(out, "out", suffixes) if out is not None else None
     folder = Path(results.paths["results"]).parent if isinstance(results, SweepResult) and results.paths.get(
         "results") else None
     if not isinstance(results, SweepResult):
@@ -317,7 +325,7 @@ def plot(results: SweepResult | str | os.PathLike, out: str | os.PathLike | None
     if stem is None:
         if folder is None:
             raise UserError("give out= (a file stem such as results/fig6): these results have no folder")
-        stem = check_output_file(default_stem(folder, x, col), "out")
+        stem = check_output_file(default_stem(folder, x, col), "out", suffixes, replace=True)
     return plot_grid(results.frame, stem, x=x, hue=hue, col=col, chance=results.chance, formats=formats)
 
 

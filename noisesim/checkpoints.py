@@ -617,14 +617,16 @@ def _write_and_swap(tmp: Path, folder: Path, stored: dict[str, torch.Tensor], me
 
 def listing() -> list[dict]:
     """One row per checkpoint folder in the stores: name, method, K, layers, clean dev accuracy, where,
-    and a ``problem`` for one that cannot be used (invalid config, shadowing a shipped name)."""
+    a ``note`` (a run interrupted before its last step) and a ``problem`` for one that cannot be used (invalid
+    config, shadowing a shipped name)."""
     rows = []
     shipped = shipped_names()
     recover(user_store())
     for store in (bundled_store(), user_store()):
         for folder in _candidates(store):
             row = {"name": folder.name, "method": None, "k": None, "layers": None, "rows": None,
-                   "dev_accuracy": None, "twin": None, "recipe": None, "path": str(folder), "problem": None}
+                   "dev_accuracy": None, "twin": None, "recipe": None, "path": str(folder), "note": None,
+                   "problem": None}
             try:
                 meta = load_meta(folder)
                 m = meta["method"]
@@ -635,6 +637,9 @@ def listing() -> list[dict]:
                         "rows": m.get("rows", "per-row") if name in ("grasp-w", "stochgrasp") else None,
                         "dev_accuracy": meta.get("dev_accuracy"), "twin": meta.get("twin"),
                         "recipe": meta.get("recipe")}
+                if meta.get("interrupted") is True:
+                    row["note"] = (f"interrupted (best step {meta.get('best_step')}): swept as a recipe of its own,"
+                                   " not pooled as a training seed")
             except UserError as exc:
                 row["problem"] = str(exc)
             if store == user_store() and folder.name in shipped:

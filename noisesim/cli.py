@@ -232,6 +232,9 @@ def train(
             s = meta["sigma_learned"]
             typer.echo("learned σ: mean {mean:.4f}, std {std:.4f}, 5/50/95 % {q05:.4f} / {q50:.4f} / {q95:.4f}"
                        .format(**s))
+        if not result.written:
+            typer.echo(f"interrupted: {folder} keeps the checkpoint it held before; nothing written", err=True)
+            continue
         if result.interrupted:
             typer.echo(f"interrupted: kept the best checkpoint seen so far (step {result.best_step})", err=True)
         typer.echo(f"saved {folder}")
@@ -369,11 +372,12 @@ def plot(
     from noisesim.textio import check_output_file
 
     formats = check_formats(format_)
-    stem = check_output_file(out) if out is not None else None
+    suffixes = tuple(f".{fmt}" for fmt in formats)
+    stem = check_output_file(out, suffixes=suffixes) if out is not None else None
     result = load(results)
     x = x or plot_axis(result.frame)
     hue = hue or default_hue(result.frame)
-    stem = stem or check_output_file(default_stem(results, x, col), "RESULTS")
+    stem = stem or check_output_file(default_stem(results, x, col), "RESULTS", suffixes, replace=True)
     paths = plot_grid(result.frame, stem, x=x, hue=hue, col=col, chance=result.chance, formats=formats)
     for note in layout(result.frame, x, hue, col)[1]:
         typer.echo(f"note: {note}", err=True)
@@ -456,8 +460,9 @@ def ckpts():
     frame = pd.DataFrame(rows)
     frame["dev_accuracy"] = frame["dev_accuracy"].map(
         lambda v: f"{100 * v:.2f}" if isinstance(v, int | float) and v == v else "")
-    if frame["problem"].isna().all():
-        frame = frame.drop(columns="problem")
+    for column in ("note", "problem"):
+        if frame[column].isna().all():
+            frame = frame.drop(columns=column)
     typer.echo(frame.astype(object).fillna("").to_string(index=False))
 
 

@@ -78,6 +78,8 @@ def parse_layers(layers: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
             raise UserError(f"layer selection {layers!r} has an empty item: give roles separated by single commas")
         layers = tuple(x for x in items if x)
     roles = tuple(layers)
+    if twice := sorted({r for r in roles if roles.count(r) > 1}):
+        raise UserError(f"layer selection {','.join(roles)} names {twice[0]} twice: give each role once")
     bad = [r for r in roles if r not in LAYER_PRESETS["all"]]
     if bad or not roles:
         raise UserError(f"unknown layer selection {','.join(bad) or '(empty)'}: use a preset"
@@ -319,6 +321,13 @@ def effective_settings(method: dict, training: dict | None) -> dict:
     out (for hashing)."""
     name = method.get("method", MethodConfig.model_fields["method"].default)
     kept_method = {k: v for k, v in method.items() if name in METHOD_ONLY.get(k, (name,))}
+    for key in ("layers", "targets"):  # a list of roles in model order: 'v,q' is 'q,v' (presets stay as named)
+        value = kept_method.get(key)
+        if isinstance(value, str) and value not in LAYER_PRESETS:
+            roles = set(parse_layers(value))
+            kept_method[key] = ",".join(r for r in LAYER_PRESETS["all"] if r in roles)
     kept_training = None if training is None else {
         k: v for k, v in training.items() if k != "seed" and name in TRAIN_ONLY.get(k, (name,))}
+    if kept_training and isinstance(kept_training.get("train_noise"), str):  # ' gaussian:0.1 ' is 'gaussian:0.1'
+        kept_training["train_noise"] = kept_training["train_noise"].strip()
     return {"method": kept_method, "training": kept_training}

@@ -19,6 +19,7 @@ and ``release`` unwraps them again, every weight bit-exactly as it was.
 from __future__ import annotations
 
 import json
+import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ def _json(path: Path, where: str) -> dict | None:
             return None
         if path.stat().st_size > MAX_JSON_BYTES:
             raise UserError(f"{where}: {path.name} is larger than {MAX_JSON_BYTES >> 20} MiB (not a model config)")
-        raw = json.loads(path.read_bytes().decode("utf-8"))
+        raw = json.loads(path.read_bytes().decode("utf-8"), parse_constant=_not_finite, parse_float=_finite)
     except OSError as exc:
         raise UserError(f"{where}: {path.name} cannot be read ({exc.strerror or exc})") from None
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -62,6 +63,17 @@ def _json(path: Path, where: str) -> dict | None:
     if not isinstance(raw, dict):
         raise UserError(f"{where}: {path.name} is not a JSON object")
     return raw
+
+
+def _not_finite(text: str):
+    raise ValueError(f"{text} is not a number JSON allows")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} overflows a float")
+    return value
 
 
 def architectures(folder: Path) -> list[str]:
@@ -103,6 +115,7 @@ def kind_of(folder: str | Path) -> str | None:
         return "peft"
     if (folder / NOISESIM_WEIGHTS).exists():
         return None
+    _json(folder / HF_CONFIG, str(folder))  # a config.json that is not JSON: say so (not "no checkpoint here")
     return "hf" if any(a.endswith(CLASSIFIER) for a in architectures(folder)) else None
 
 

@@ -38,8 +38,9 @@ def check_realizations(frame: pd.DataFrame) -> None:
     between two sweeps into one folder, or a table concatenated with itself) that would count as two, or one
     checkpoint (the same files, ``checkpoint_sha256``, in the same folder, ``checkpoint_path``; where recorded)
     under two labels for one setting and realization (counted twice, e.g. by two sweeps into one folder that
-    named it differently). A copy in another folder is another checkpoint (its own column; never pooled with
-    the original as a training seed: they share their ``train_seed``)."""
+    named it differently), or two checkpoints (other files) under one label (pooled as one). A copy in another
+    folder is another checkpoint (its own column; never pooled with the original as a training seed: they share
+    their ``train_seed``)."""
     acc = pd.to_numeric(frame["accuracy"], errors="coerce")
     if not acc.between(0, 1).all():
         bad = frame["accuracy"][~acc.between(0, 1)].iloc[0]
@@ -58,6 +59,11 @@ def check_realizations(frame: pd.DataFrame) -> None:
         known = frame[frame[folder].notna().all(axis=1)]
         labels = known.groupby(same, sort=False, dropna=False)["checkpoint"].unique()
         several = labels[labels.map(len) > 1]
+        idents = known.groupby("checkpoint", sort=False)["checkpoint_sha256"].nunique()
+        if (pooled := idents[idents > 1]).any():
+            raise UserError(f"the results hold {int(pooled.iloc[0])} different checkpoints (other files)"
+                            f" under the one label {pooled.index[0]!r}: they would be pooled as one; sweep into a"
+                            " fresh --out")
         if len(several):
             first, second = list(several.iloc[0])[:2]
             raise UserError(f"the results hold one checkpoint (one folder, the same files) under two labels,"
@@ -122,7 +128,8 @@ def train_variance(part: pd.DataFrame, clean: bool = False) -> float:
     pooled within-seed variance instead (the plain nested formula) would also remove the shared noise and bias
     var_train down. NaN with one seed, with no realization common to all seeds, and with one realization of a
     noisy setting (noise and seed then confounded); with the clean reference (no noise) it is the variance of
-    the seeds' accuracies."""
+    the seeds' accuracies. With one chip, a seed × chip interaction (a device whose noise is drawn per chip) is
+    part of every seed's mean alike and is not removed: var_train then includes it (biased up)."""
     keys = [c for c in REALIZATION if c in part]
     if part["checkpoint"].nunique() < 2 or not keys:
         return math.nan

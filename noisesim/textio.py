@@ -82,13 +82,32 @@ def check_writable(path: Path, flag: str = "--out") -> None:
         raise UserError(f"{flag} {Path(path).absolute()}: {problem} (choose another path)")
 
 
-def check_output_file(text: str | Path, flag: str = "--out") -> Path:
-    """A file path the user gave for a plot or report: not empty, not a folder, in a writable folder."""
+# files noisesim writes into results and checkpoint folders: never a target for a plot or report the user names
+RESERVED_NAMES = frozenset({"results.parquet", "results.csv", "summary.csv", "sweep.json", "config.json",
+                            "adapter.safetensors", "adapter_config.json", "adapter_model.safetensors",
+                            "model.safetensors"})
+
+
+def check_output_file(text: str | Path, flag: str = "--out", suffixes: tuple[str, ...] = ("",),
+                      replace: bool = False) -> Path:
+    """A file path the user gave for a plot or report: not empty, not a folder, in a writable folder, not the name of
+    a file noisesim keeps in results or checkpoint folders, and (unless ``replace``: noisesim's own default plot
+    names) no file there yet at PATH + each of ``suffixes``: a file the user names is never overwritten."""
     raw = str(text)
     path = Path(raw)
     if not raw.strip() or raw.endswith(("/", os.sep)) or path.name in ("", ".", "..") or path.is_dir():
         raise UserError(f"{flag} {raw!r} is a folder or empty; give a file path such as results/fig6")
     if not path.parent.exists():
         raise UserError(f"{flag} {raw}: the folder {path.parent} does not exist (create it, or choose another path)")
+    if (path.parent / "config.json").is_file() and any((path.parent / name).is_file() for name in (
+            "adapter.safetensors", "adapter_config.json", "model.safetensors")):
+        raise UserError(f"{flag} {raw}: {path.parent} is a checkpoint folder, whose every file is part of the"
+                        " checkpoint; write the file elsewhere")
+    for target in (Path(raw + suffix) for suffix in suffixes):
+        if target.name in RESERVED_NAMES:
+            raise UserError(f"{flag} {target} is a name noisesim keeps for its results and checkpoints; choose"
+                            " another file name")
+        if not replace and (target.exists() or target.is_symlink()):
+            raise UserError(f"{flag} {target} exists and is never overwritten; remove it or choose another path")
     check_writable(path.parent if path.exists() else path, flag)
     return path

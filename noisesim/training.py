@@ -38,6 +38,7 @@ class TrainResult:
     seconds: float
     history: list[dict] = field(default_factory=list)
     interrupted: bool = False
+    written: bool = True  # False: interrupted, and the target's earlier checkpoint was kept (nothing written)
 
     @property
     def percent_trainable(self) -> float:

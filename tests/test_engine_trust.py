@@ -238,7 +238,9 @@ def test_config_from_random_lists_is_valid_or_a_user_error(values):
 
 
 def test_ckpt_copy_hidden_in_config_changes_numbers_not_cache(tiny_ckpts, tiny_tsv, tmp_path):
-    """A copy whose config.json differs is evaluated, not served the original's cached cells."""
+    """A copy whose config.json differs is never served the original's cached cells: into the original's folder,
+    where it would share the label 'grasp-w' with the original and be pooled with it, it is refused; into a
+    folder of its own it is evaluated."""
     out = tmp_path / "s"
     run([tiny_ckpts["grasp-w"]], "0.1", seeds=1, data=tiny_tsv, out=out, progress=False)
     copy = tmp_path / "v2" / "grasp-w"
@@ -246,7 +248,9 @@ def test_ckpt_copy_hidden_in_config_changes_numbers_not_cache(tiny_ckpts, tiny_t
     meta = json.loads((copy / "config.json").read_text())
     meta["pooling"] = "cls"
     (copy / "config.json").write_text(json.dumps(meta))
-    res = run([str(copy)], "0.1", seeds=1, data=tiny_tsv, out=out, progress=False)
+    with pytest.raises(UserError, match="as another checkpoint"):
+        run([str(copy)], "0.1", seeds=1, data=tiny_tsv, out=out, progress=False)
+    res = run([str(copy)], "0.1", seeds=1, data=tiny_tsv, out=tmp_path / "s2", progress=False)
     assert res.meta["cells_reused"] == 0
     assert checkpoints.read(str(copy)).meta["pooling"] == "cls"
 

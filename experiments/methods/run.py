@@ -43,7 +43,6 @@ RECIPES: dict[str, tuple[dict, dict, list[int]]] = {
     "ia3": ({"method": "ia3"}, {}, [0]),
     "head": ({"method": "head"}, {}, [0]),
     "grasp": ({"method": "grasp"}, {}, [0]),
-    "lora-hwa": ({"method": "lora"}, {"train_noise": HWA}, [0]),
     "full-hwa": ({"method": "full"}, {"train_noise": HWA}, [0]),
 }
 SIGMAS = "0.01,0.02,0.03,0.04,0.05"

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1
-python experiments/methods/run.py all stochgrasp,grasp-w-hwa,lora,bitfit,head,lora-hwa > experiments/methods/log-a.txt 2>&1 &
+python experiments/methods/run.py all stochgrasp,grasp-w-hwa,lora,bitfit,head > experiments/methods/log-a.txt 2>&1 &
 python experiments/methods/run.py all grasp-w,full,ia3,grasp,full-hwa > experiments/methods/log-b.txt 2>&1 &
 wait
 python experiments/methods/run.py table

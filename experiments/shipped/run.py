@@ -26,9 +26,8 @@ PROGRAMS = 4
 # candidate → options on top of the shipped recipe (noisesim's train defaults: stochgrasp, 2000 steps, σ_target
 # 0.03, local noise path, Eq. 6 sum, λ = 0.01)
 CANDIDATES: dict[str, dict] = {
-    "stoch-t0.05": {"sigma_target": 0.05},
-    "stoch-t0.04": {"sigma_target": 0.04},
     "stoch-t0.05-weight": {"sigma_target": 0.05, "noise_path": "weight"},
+    "stoch-t0.05": {"sigma_target": 0.05},
 }
 
 

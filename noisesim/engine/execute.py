@@ -150,6 +150,8 @@ def recipe_of(cell: Cell, ckpt: checkpoints.Checkpoint) -> tuple[str, int | None
     training = ckpt.meta.get("training")
     seed = training.get("seed") if isinstance(training, dict) else None
     seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    if ckpt.meta.get("interrupted") is True:  # a run stopped early is no training seed of its recipe
+        return f"{cell.checkpoint} (interrupted)", seed
     return (recipe if isinstance(recipe, str) and recipe else cell.checkpoint), seed
 
 
@@ -160,9 +162,11 @@ def recipe_id_of(cell: Cell, ckpt: checkpoints.Checkpoint) -> str:
     """What makes checkpoints training seeds of one recipe: for a noisesim checkpoint whose config names a recipe,
     a hash of that name, the method and training settings that act for the method (``configs.effective_settings``:
     no training seed, no other method's fields, the learning rate as used), the backbone, pooling and number of
-    labels; otherwise (no recipe, an external folder) its files' hash, so that it is a recipe of its own."""
+    labels; otherwise (no recipe, an external folder, a run interrupted before its last step) its files' hash, so
+    that it is a recipe of its own."""
     recipe = ckpt.meta.get("recipe")
-    if isinstance(ckpt, ExternalCheckpoint) or not isinstance(recipe, str) or not recipe:
+    if (isinstance(ckpt, ExternalCheckpoint) or not isinstance(recipe, str) or not recipe
+            or ckpt.meta.get("interrupted") is True):
         return cell.provenance["checkpoint_sha256"]
     method = MethodConfig.from_dict(ckpt.meta["method"])  # defaults filled in: old and new configs compare equal
     training = ckpt.meta.get("training")

@@ -232,19 +232,31 @@ def stored_labels(loaded: list[AnyCheckpoint], labels: dict[Path, str], stored: 
     """Labels for a sweep into a results folder that already holds rows (``stored``, by key): a checkpoint whose
     folder, with the same files, is there under one other label keeps that label, so its cells are reused and it
     is never counted twice under two names (e.g. 'x', then its path once a second folder named x joins the
-    sweep). Refused (UserError) when that label names another checkpoint of this sweep, or the folder is there
-    under several labels. A copy (another folder) is another checkpoint; rows that do not record their folder
-    (older tables) are not matched."""
+    sweep). Refused (UserError) when that label names another checkpoint of this sweep, the folder is there
+    under several labels, or its label there names other files (another folder of that name, or this folder
+    before its files changed), which would be pooled with it as one checkpoint. A copy (another folder) is another
+    checkpoint; rows that do not record their folder (older tables) are not matched."""
     where: dict[tuple[str, str], set[str]] = {}
     for row in stored.values():
         sha, path, label = row.get("checkpoint_sha256"), row.get("checkpoint_path"), row.get("checkpoint")
         if isinstance(sha, str) and isinstance(path, str) and isinstance(label, str):
             where.setdefault((sha, path), set()).add(label)
+    named: dict[str, dict[str, str]] = {}  # label → files' hash → a folder it was swept from
+    for (sha, path), names in where.items():
+        for name in names:
+            named.setdefault(name, {})[sha] = path
     out = dict(labels)
     mine = set(labels.values())
     for ckpt in loaded:
         label = labels[ckpt.path]
-        before = where.get((cached_folder_hash(ckpt.path), str(Path(ckpt.path).resolve())), set())
+        ident = (cached_folder_hash(ckpt.path), str(Path(ckpt.path).resolve()))
+        if others := {sha: path for sha, path in named.get(label, {}).items() if sha != ident[0]}:
+            path = sorted(others.values())[0]
+            what = ("the files of that folder before they changed" if path == ident[1]
+                    else f"another checkpoint ({path})")
+            raise UserError(f"{folder} holds {label!r} as {what}: its rows would be pooled with {ckpt.path}'s; sweep"
+                            " into a fresh --out")
+        before = where.get(ident, set())
         if not before or label in before:
             continue
         if len(before) > 1:

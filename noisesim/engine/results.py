@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,20 +31,32 @@ MARKERS = (TABLE, CELLS, LOCK)  # a folder holding one of these is a noisesim re
 REQUIRED = {"key", "checkpoint", "accuracy"}
 
 
+OWN_FILES = re.compile(r"^(results\.parquet|results\.csv|summary\.csv|sweep\.json|cells|\.noisesim\.lock"
+                       r"|accuracy_vs_[A-Za-z0-9._-]+\.png|plot_[A-Za-z0-9._-]+\.(png|svg|pdf)|\..+\.tmp)$")
+
+
 def check_results_folder(folder: Path, flag: str = "--out") -> None:
-    """Refuse a path that is a file, or a non-empty folder that noisesim did not write."""
+    """Refuse a path that is a file, or a non-empty folder that noisesim did not write: a results folder holds
+    noisesim's own sweep.json, or (a sweep killed before its first write of sweep.json) only the files a sweep
+    writes, with nothing but cell files under cells/."""
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{flag} {folder} is a file, not a results folder (choose a new or empty folder)")
     if folder.is_dir():
         try:
             entries = [p.name for p in folder.iterdir()]
+            cells = [p.name for p in (folder / CELLS).iterdir()] if (folder / CELLS).is_dir() else []
         except OSError as exc:
             raise UserError(f"{flag} {folder}: cannot read it ({exc.strerror}); choose another folder") from None
         meta = folder / "sweep.json"
         if meta.exists() and not (meta.is_file() and _written_by_noisesim(meta)):
             raise UserError(f"{flag} {folder} holds a sweep.json noisesim did not write; choose a new or empty folder")
-        if entries and not any(name in entries for name in MARKERS):
-            shown = ", ".join(sorted(entries)[:3]) + (", …" if len(entries) > 3 else "")
+        foreign = [] if meta.exists() else [n for n in entries if not OWN_FILES.match(n)]
+        foreign += [f"{CELLS}/{n}" for n in cells if not re.match(r"^([^.].*\.json|\..+\.tmp)$", n)]
+        if (folder / CELLS).exists() and not (folder / CELLS).is_dir():
+            foreign.append(CELLS)
+        if entries and (foreign or not any(name in entries for name in MARKERS)):
+            listed = foreign or entries
+            shown = ", ".join(sorted(listed)[:3]) + (", …" if len(listed) > 3 else "")
             raise UserError(f"{flag} {folder} holds files noisesim did not write ({shown}); choose a new or empty"
                             " folder (results are never mixed into a folder of other files)")
     check_writable(folder, flag)
