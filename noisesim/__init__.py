@@ -20,8 +20,8 @@ import importlib
 
 __version__ = "0.3.0"
 
-_API = ("train", "train_seeds", "sweep", "load_results", "summarize", "plot", "SweepConfig", "SweepResult",
-        "MethodConfig", "TrainConfig")
+_API = ("train", "train_seeds", "sweep", "sensitivity", "load_results", "summarize", "plot", "SweepConfig",
+        "SweepResult", "MethodConfig", "TrainConfig")
 __all__ = [*_API, "devices", "__version__"]
 
 

@@ -250,8 +250,10 @@ def method_listing() -> list[dict]:
 def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfig | None = None,
           progress: bool = True, **options) -> SweepResult:
     """Run a sweep given as a ``SweepConfig`` or as its options (the CLI's names: ckpt, sigma, profile, time,
-    set, chips, programs (or seeds), reads, seed, data, twin, layers, out, csv, workers, backend, ray_address,
-    max_length, batch_size). ``ckpt`` also takes Hugging Face sequence classifier folders and PEFT (LoRA, IA3)
+    set, chips, programs (or seeds), reads, seed, data, twin, layers, analog, analog_head, out, csv, workers,
+    backend, ray_address, max_length, batch_size); ``analog`` picks which layers are on the devices (adapted, all,
+    or a list such as 'q,k'; a list of selections is an axis).
+    ``ckpt`` also takes Hugging Face sequence classifier folders and PEFT (LoRA, IA3)
     adapter folders, whose analog layers ``layers`` selects. With ``out`` (a folder, or 'auto') every cell is stored
     there as it finishes, cells already stored are skipped, and the summary, plot and sweep.json are written
     (``result.paths``)."""
@@ -263,6 +265,16 @@ def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepCon
     if config.out is not None:
         result.paths = write_outputs(result, Path(config.out), csv=config.csv)
     return result
+
+
+def sensitivity(ckpt: str, profile: str | None = None, sigma=None, *, by: str = "layer", out: str | None = None,
+                progress: bool = True, **options):
+    """Accuracy drop per layer / block / layer type of one checkpoint under one noise setting, each unit analog
+    alone (``noisesim.engine.sensitivity``); returns a ``SensitivityResult`` (``.table``, ``.sweep``,
+    ``.paths``)."""
+    from noisesim.engine.sensitivity import sensitivity as run_sensitivity
+
+    return run_sensitivity(ckpt, profile, sigma, by=by, out=out, progress=progress, **options)
 
 
 def write_outputs(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:
@@ -330,4 +342,4 @@ def plot(results: SweepResult | str | os.PathLike, out: str | os.PathLike | None
 
 
 __all__ = ["MethodConfig", "SweepConfig", "SweepResult", "TrainConfig", "load_results", "load_sweep_config", "plot",
-           "summarize", "sweep", "train", "train_seeds", "method_listing"]
+           "sensitivity", "summarize", "sweep", "train", "train_seeds", "method_listing"]

@@ -290,6 +290,8 @@ def sweep(
     data: list[str] = sweep_option("data", "--data"),
     twin: bool | None = sweep_option("twin", "--twin/--no-twin"),
     layers: str | None = sweep_option("layers"),
+    analog: list[str] = sweep_option("analog", "--analog"),
+    analog_head: bool | None = sweep_option("analog_head", "--analog-head/--no-analog-head"),
     out: str | None = sweep_option("out", default_text="./noisesim-sweep-<time>-<pid>"),
     csv: bool | None = sweep_option("csv", "--csv/--no-csv"),
     workers: int | None = sweep_option("workers"),
@@ -311,7 +313,8 @@ def sweep(
     programs = seeds if programs is None else programs
     given = {"ckpt": ckpt or None, "sigma": sigma, "profile": profile or None, "time": time, "set": set_ or None,
              "chips": chips, "programs": programs, "reads": reads, "seed": seed, "data": data or None, "twin": twin,
-             "layers": layers, "out": out, "csv": csv, "workers": workers, "backend": backend,
+             "layers": layers, "analog": analog or None, "analog_head": analog_head, "out": out,
+ "csv": csv, "workers": workers, "backend": backend,
              "ray_address": ray_address, "max_length": max_length, "batch_size": batch_size}
     options = {**(load_sweep_config(config) if config is not None else {}),
                **{k: v for k, v in given.items() if v is not None}}
@@ -351,6 +354,59 @@ def sweep(
                            " use --programs 2 or more)")
     typer.echo(f"chance (majority class): {100 * result.chance:.1f} %")
     for path in paths.values():
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+@user_errors
+def sensitivity(
+    ckpt: str = typer.Option(..., "--ckpt", help="checkpoint name or folder (also a Hugging Face or PEFT folder)"),
+    sigma: str | None = typer.Option(None, help="one σ of per-weight Gaussian noise (weight units)",
+                                     show_default=False),
+    profile: str | None = typer.Option(None, "--profile", help="device profile name or YAML file",
+                                       show_default=False),
+    by: str = typer.Option("layer", help="unit: layer (blocks × layer types) | block | type (q, k, v, o, ff1, ff2)"),
+    time: str | None = sweep_option("time", "--time", default_text="0s"),
+    set_: list[str] = sweep_option("set", "--set"),
+    chips: int | None = sweep_option("chips"),
+    programs: int | None = sweep_option("programs", "--programs"),
+    reads: int | None = sweep_option("reads"),
+    seed: int | None = sweep_option("seed"),
+    data: str | None = typer.Option(None, "--data", help="sst2-dev, sst2-train, or a TSV/CSV with sentence,label",
+                                    show_default="sst2-dev"),
+    layers: str | None = sweep_option("layers"),
+    analog_head: bool | None = sweep_option("analog_head", "--analog-head/--no-analog-head"),
+    out: str | None = sweep_option("out", default_text="./noisesim-sensitivity-<time>-<pid>"),
+    workers: int | None = sweep_option("workers"),
+    max_length: int | None = sweep_option("max_length"),
+    batch_size: int | None = sweep_option("batch_size"),
+):
+    """Accuracy drop per layer, block or layer type: each unit analog alone under one noise setting, the rest
+    clean. Table (printed, sensitivity.csv), heatmap (sensitivity.png); a sweep's store, so a rerun resumes."""
+    from noisesim.engine.sensitivity import sensitivity as run_sensitivity
+    from noisesim.engine.sensitivity import text_table
+
+    given = {"time": time, "set": set_ or None, "chips": chips, "programs": programs, "reads": reads, "seed": seed,
+             "data": data, "layers": layers, "analog_head": analog_head, "workers": workers,
+             "max_length": max_length, "batch_size": batch_size}
+    where = out if out not in (None, "auto") else str(
+        Path.cwd() / f"noisesim-sensitivity-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}")
+    try:
+        result = run_sensitivity(ckpt, profile, sigma, by=by, out=where,
+                                 **{k: v for k, v in given.items() if v is not None})
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted: the finished cells are stored in {where}; run the same command with --out {where}"
+                   " to finish the rest", err=True)
+        raise typer.Exit(130) from None
+    for note in result.sweep.meta["notices"]:
+        typer.echo(f"note: {note}", err=True)
+    meta = result.sweep.meta
+    reused = meta.get("cells_reused", 0)
+    typer.echo(f"accuracy drop per {by} of {result.sweep.frame['checkpoint'].iloc[0]} under {result.setting}"
+               f" (clean − noisy, ± std over {int(result.table['count'].max())} realization(s); the rest clean)"
+               + (f"; {reused} of {meta['cells']} cells were already stored" if reused else ""))
+    typer.echo(text_table(result.table))
+    for path in result.paths.values():
         typer.echo(f"wrote {path}")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,6 +119,75 @@ def normalize_layers(value: str) -> str:
     return ",".join(r for r in LAYER_PRESETS["all"] if r in chosen)
 
 
+ANALOG_WHOLE = ("adapted", "all")  # --analog values that stand alone (not items of a list)
+DEFAULT_ANALOG = "adapted"
+_BLOCK = re.compile(r"^block(\d+)(?:\.([a-z0-9]+))?$")
+_PATTERN_CHARS = re.compile(r"^[A-Za-z0-9_.*?\[\]!-]+$")
+
+
+def normalize_analog(value: Any) -> str:
+    """One --analog selection as its one spelling: ``adapted`` (the checkpoint's own analog layers), ``all`` (every
+    encoder linear layer), or a comma-separated list of items, each a role (q, k, v, o, ff1, ff2: that layer of every
+    block), ``blockN`` (block N's layers), ``blockN.ROLE`` (one layer) or a module-name pattern (``*``, ``?``,
+    ``[…]``; e.g. ``encoder.layer.0.*``; it may match a name's tail at a dot). Items are kept once, roles in model
+    order, then blocks by number and role, then patterns sorted. A bad item is a UserError naming the fix."""
+    if not isinstance(value, str):
+        raise UserError(f"--analog {value!r}: give adapted, all, or a list like q,k or block0.q (a string)")
+    text = value.strip()
+    if text in ANALOG_WHOLE:
+        return text
+    items = [item.strip() for item in text.split(",")]
+    if not text or any(not item for item in items):
+        what = "is empty" if not text else "has an empty item"
+        raise UserError(f"--analog {value!r} {what}: give adapted, all, or items separated by single commas (roles"
+                        f" {','.join(LAYER_PRESETS['all'])}, kvf2, blockN, blockN.ROLE or a module pattern like"
+                        " encoder.layer.0.*)")
+    roles, blocks, patterns = set(), set(), set()
+    for item in items:
+        if item in ANALOG_WHOLE:
+            raise UserError(f"--analog {value!r}: {item} stands alone (give --analog {item}, or only roles, blocks"
+                            " and patterns in a list)")
+        elif item in LAYER_PRESETS["all"] or item in LAYER_PRESETS:
+            roles.update(LAYER_PRESETS.get(item, (item,)))
+        elif match := _BLOCK.match(item):
+            role = match.group(2)
+            if role is not None and role not in LAYER_PRESETS["all"]:
+                hint = difflib.get_close_matches(role, LAYER_PRESETS["all"], n=1)
+                raise UserError(f"--analog {item}: unknown layer type {role!r}" + (
+                    f" (did you mean block{int(match.group(1))}.{hint[0]}?)" if hint else "")
+                    + f"; types: {','.join(LAYER_PRESETS['all'])}")
+            blocks.add((int(match.group(1)), role))
+        elif any(c in item for c in ".*?[") and _PATTERN_CHARS.match(item):
+            patterns.add(item)
+        else:
+            hint = difflib.get_close_matches(item, [*LAYER_PRESETS["all"], *ANALOG_WHOLE], n=1)
+            raise UserError(f"--analog: unknown item {item!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                            + f"; give adapted, all, or roles ({','.join(LAYER_PRESETS['all'])}), blockN,"
+                            " blockN.ROLE or a module pattern like encoder.layer.0.*")
+    if roles == set(LAYER_PRESETS["all"]):  # every layer type of every block: all
+        return "all"
+    order = {r: i for i, r in enumerate(LAYER_PRESETS["all"])}
+    shown = [r for r in LAYER_PRESETS["all"] if r in roles]
+    ordered = sorted(blocks, key=lambda b: (b[0], order.get(b[1], -1)))
+    shown += [f"block{n}" + (f".{r}" if r else "") for n, r in ordered]
+    return ",".join(shown + sorted(patterns))
+
+
+def parse_analog(value: Any) -> list[str]:
+    """--analog as a list of selections (a string is one selection; a list, one per item), each in its one
+    spelling (``normalize_analog``), each once (with a notice)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise UserError(f"--analog {value!r}: give adapted, all, or a list like q,k (several selections: a list of"
+                        " them, or --analog repeated)")
+    kept = [normalize_analog(v) for v in items]
+    notes = _NOTICES.get()
+    repeated = [v for i, v in enumerate(kept) if v in kept[:i]]
+    if repeated and notes is not None:
+        notes.append(f"--analog {repeated[0]} is given more than once; evaluated once")
+    return list(dict.fromkeys(kept))
+
+
 def _set_path(path: str) -> str:
     """A --set path, stripped; one that is not COMPONENT.FIELD (or holds a control character, which would break
     the one-line messages that name it) is a UserError."""
@@ -216,6 +286,11 @@ class SweepConfig(BaseModel):
     twin: bool = Field(True, description="also sweep each StochGRASP checkpoint's deterministic twin")
     layers: str = Field("all", description="the analog layers of Hugging Face / PEFT folders given to --ckpt: all |"
                         " kvf2 | ff2 | roles like k,v,ff2 (noisesim checkpoints carry their own)")
+    analog: list[str] = Field(default_factory=lambda: [DEFAULT_ANALOG], description="which encoder linear layers"
+                              " are on the devices: adapted (the checkpoint's analog layers) | all | a list of roles,"
+                              " blockN, blockN.ROLE or module patterns (e.g. q,k or encoder.layer.0.*); repeat it"
+                              " to sweep several selections")
+    analog_head: bool = Field(False, description="also put the classifier head's linear layers on the devices")
     out: str | None = Field(None, description="results folder; rerunning into it skips finished cells")
     csv: bool = Field(False, description="also write results.csv")
     workers: int = Field(1, ge=1, le=256, description="local worker processes (1: in this process)")
@@ -251,6 +326,8 @@ class SweepConfig(BaseModel):
                 data[key] = [str(v) if isinstance(v, Path) else v for v in data[key]]
         if isinstance(data.get("layers"), list | tuple):
             data["layers"] = ",".join(map(str, data["layers"]))
+        if "analog" in data:
+            data["analog"] = parse_analog(data["analog"])
         if isinstance(data.get("out"), Path):
             data["out"] = str(data["out"])
         if data.get("sigma") is not None:

@@ -24,12 +24,13 @@ from noisesim import __version__, checkpoints
 from noisesim.configs import MethodConfig, TrainConfig, effective_settings
 from noisesim.data import EvalBatches, encode, load_table
 from noisesim.devices import Profile, format_time
+from noisesim.engine.analog import analog_layers, is_default, resolve
+from noisesim.engine.config import DEFAULT_ANALOG
 from noisesim.engine.grid import Cell, backbone_fingerprint, data_fingerprint, folder_hash, read_cell_checkpoint
 from noisesim.engine.program import ProgrammedWeights
 from noisesim.errors import UserError
 from noisesim.evaluate import accuracy
 from noisesim.external import ExternalCheckpoint, build_external, load_external, release
-from noisesim.methods import adapters_of
 from noisesim.models import load_backbone, max_positions
 
 _BACKBONES: dict[tuple, object] = {}  # (backbone id, labels, pooling) or an external folder's content → backbone
@@ -99,13 +100,22 @@ def check_lengths(encoded, backbone, ckpt, data: str, max_length: int) -> None:
                         f" give --max-length {limit} or less")
 
 
-def preflight(loaded: list[checkpoints.Checkpoint], sources: list[str], max_length: int, batch_size: int) -> None:
+def preflight(loaded: list[checkpoints.Checkpoint], sources: list[str], max_length: int, batch_size: int,
+              analog: tuple[list[str], bool] = ([DEFAULT_ANALOG], False)) -> None:
     """Load each backbone, tokenise each data set and build each checkpoint once before any cell runs, so a
-    broken backbone or checkpoint is refused before the sweep starts (kept for in-process cells)."""
+    broken backbone or checkpoint, or an --analog selection that selects nothing of it, is refused before the sweep
+    starts (kept for in-process cells)."""
+    selections, head = analog
     for ckpt in loaded:
         for source in sources:
             backbone, _ = _backbone(ckpt, source, max_length, batch_size)
-        release(build(ckpt, backbone))
+        model = build(ckpt, backbone)
+        try:
+            for selection in selections:
+                if not is_default(selection, head):
+                    resolve(model.model, model.family, selection, head, f"checkpoint {ckpt.name!r}")
+        finally:
+            release(model)
 
 
 def build(ckpt, backbone):
@@ -128,16 +138,18 @@ def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: in
         model = build(ckpt, backbone)
         profiles: dict[str, Profile] = {}  # validated once per profile content, not once per cell
         try:
-            with ProgrammedWeights(adapters_of(model.model)) as weights:
-                for cell in group:
-                    start = time.perf_counter()
-                    sha = cell.provenance["profile_sha256"]
-                    if sha not in profiles:
-                        profiles[sha] = cell.profile()
-                    weights.realize(profiles[sha], t=cell.t, chip=cell.chip, program=cell.program, read=cell.read,
-                                    seed=seed)
-                    acc = accuracy(model.model, batches)
-                    yield row_of(cell, ckpt, acc, n, seed, time.perf_counter() - start)
+            for (selection, head), part in itertools.groupby(group, key=lambda c: (c.analog, c.analog_head)):
+                with (analog_layers(model.model, model.family, selection, head, f"checkpoint {ckpt.name!r}")
+                      as layers, ProgrammedWeights(layers) as weights):
+                    for cell in part:
+                        start = time.perf_counter()
+                        sha = cell.provenance["profile_sha256"]
+                        if sha not in profiles:
+                            profiles[sha] = cell.profile()
+                        weights.realize(profiles[sha], t=cell.t, chip=cell.chip, program=cell.program,
+                                        read=cell.read, seed=seed)
+                        acc = accuracy(model.model, batches)
+                        yield row_of(cell, ckpt, acc, n, seed, time.perf_counter() - start)
         finally:
             release(model)
 
@@ -182,6 +194,7 @@ def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, seed: i
     recipe, train_seed = recipe_of(cell, ckpt)
     return {"key": cell.key, "checkpoint": cell.checkpoint, "method": ckpt.method.method, "recipe": recipe,
             "recipe_id": recipe_id_of(cell, ckpt), "train_seed": train_seed, "layers": cell.layers,
+            "analog": cell.analog_label,
             "profile": cell.profile_name, "sigma": cell.values.get("gaussian.sigma", float("nan")),
             **{k: v for k, v in cell.values.items() if k != "gaussian.sigma"},
             "time": format_time(cell.t), "time_s": cell.t, "chip": cell.chip, "program": cell.program,

@@ -19,7 +19,7 @@ from typing import Any
 from noisesim import checkpoints, external
 from noisesim.configs import LAYER_PRESETS, parse_layers
 from noisesim.devices import Profile, builtin_profile, load_profile, user_profiles
-from noisesim.engine.config import SweepConfig
+from noisesim.engine.config import DEFAULT_ANALOG, SweepConfig
 from noisesim.errors import UserError
 
 MAX_CELLS = 200_000
@@ -36,9 +36,17 @@ def protocol_profile(name: str, notices: list[str]) -> Profile:
     return builtin_profile(name)
 
 
+def non_default_analog(config: SweepConfig) -> bool:
+    """True when some cell of the sweep has another analog selection than the checkpoint's own layers."""
+    return config.analog != [DEFAULT_ANALOG] or config.analog_head
+
+
 def axes_of(config: SweepConfig) -> list[str]:
-    """The axis columns of a sweep's rows, in table order."""
-    return ["data", "checkpoint", "profile", "sigma", *[p for p in config.set if p != "gaussian.sigma"], "time"]
+    """The axis columns of a sweep's rows, in table order (``analog`` only when a selection is not the default, so
+    default sweeps keep their axes)."""
+    analog = ["analog"] if non_default_analog(config) else []
+    return ["data", "checkpoint", *analog, "profile", "sigma", *[p for p in config.set if p != "gaussian.sigma"],
+            "time"]
 
 
 @dataclass
@@ -353,6 +361,13 @@ class Cell:
     data: str = "sst2-dev"
     clean: bool = False
     layers: str | None = None  # an external checkpoint's analog roles (q,k,...); None: a noisesim checkpoint's own
+    analog: str = DEFAULT_ANALOG  # the --analog selection (config.normalize_analog's spelling)
+    analog_head: bool = False  # --analog-head: the classifier head's linear layers are analog too
+
+    @property
+    def analog_label(self) -> str:
+        """The row's ``analog`` column: the selection, with ``+head`` when the head is analog too."""
+        return self.analog + ("+head" if self.analog_head else "")
 
     def profile(self) -> Profile:
         return Profile(self.profile_data, f"<{self.profile_name}>", name=self.profile_name)
@@ -361,7 +376,7 @@ class Cell:
 def count_cells(n_data: int, n_ckpts: int, settings: list[Setting], config: SweepConfig) -> int:
     noisy = sum(not s.profile.noiseless for s in settings)
     per = len(config.time) * config.chips * config.programs * config.reads
-    return n_data * n_ckpts * (len(settings) - noisy + noisy * per)
+    return n_data * n_ckpts * len(config.analog) * (len(settings) - noisy + noisy * per)
 
 
 def realizations(setting: Setting, config: SweepConfig, notices: list[str]) -> list[tuple[float, int, int, int]]:
@@ -404,16 +419,18 @@ def build_cells(loaded: list[AnyCheckpoint], settings: list[Setting], config: Sw
         for ckpt in loaded:
             label, files, backbone = ckpt_ids[ckpt.path]
             layers = canonical_roles(ckpt.layers) if isinstance(ckpt, external.ExternalCheckpoint) else None
-            for setting in settings:
+            for analog, setting in itertools.product(config.analog, settings):  # one selection's cells together
                 profile = setting.profile
                 for t, chip, program, read in realizations(setting, config, notices):
                     what = [label, files, backbone, profile.name, setting.spec_hash, t, chip, program, read,
                             config.seed, source, data_hash, evaluation]
                     if layers is not None:  # which layers of an external model are analog changes its numbers
                         what.append({"layers": layers})
+                    if analog != DEFAULT_ANALOG or config.analog_head:  # the default keeps the keys it always had
+                        what.append({"analog": analog, "analog_head": config.analog_head})
                     key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
-                    identity = (source, label, profile.name, json.dumps(setting.values, sort_keys=True, default=str),
-                                t, chip, program, read)
+                    identity = (source, label, analog, profile.name,
+                                json.dumps(setting.values, sort_keys=True, default=str), t, chip, program, read)
                     if identity in identities:  # cannot happen after the de-duplication above; never count twice
                         raise UserError(f"internal: two cells share {identity}; please report this sweep")
                     identities.add(identity)
@@ -421,7 +438,7 @@ def build_cells(loaded: list[AnyCheckpoint], settings: list[Setting], config: Sw
                                       setting.values, t, chip, program, read, key,
                                       {"checkpoint_sha256": files, "profile_sha256": setting.spec_hash,
                                        "backbone_sha256": backbone, "data_sha256": data_hash},
-                                      source, profile.noiseless, layers))
+                                      source, profile.noiseless, layers, analog, config.analog_head))
     if len({c.key for c in cells}) != len(cells):
         raise UserError("internal: two cells share a key; please report this sweep")
     return cells

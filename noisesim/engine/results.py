@@ -32,7 +32,8 @@ REQUIRED = {"key", "checkpoint", "accuracy"}
 
 
 OWN_FILES = re.compile(r"^(results\.parquet|results\.csv|summary\.csv|sweep\.json|cells|\.noisesim\.lock"
-                       r"|accuracy_vs_[A-Za-z0-9._-]+\.png|plot_[A-Za-z0-9._-]+\.(png|svg|pdf)|\..+\.tmp)$")
+                       r"|sensitivity\.csv|sensitivity\.png|accuracy_vs_[A-Za-z0-9._-]+\.png"
+                       r"|plot_[A-Za-z0-9._-]+\.(png|svg|pdf)|\..+\.tmp)$")
 
 
 def check_results_folder(folder: Path, flag: str = "--out") -> None:

@@ -107,7 +107,7 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
     if todo:
         needed = {c.ckpt_path for c in todo}
         preflight([c for c in loaded if str(c.path) in needed], list(dict.fromkeys(c.data for c in todo)),
-                  config.max_length, config.batch_size)
+                  config.max_length, config.batch_size, (config.analog, config.analog_head))
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="sweep", unit="cell", disable=not progress,
                dynamic_ncols=True)
 
@@ -146,7 +146,8 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
             "axes": axes, "data": sources[0] if len(sources) == 1 else sources,
             "data_sha256": fingerprints, "chance_by_data": chances, "chance": chance, "seed": config.seed,
             "chips": config.chips, "programs_per_chip": config.programs, "reads": config.reads,
-            "times_s": config.time, "cells": len(cells), "cells_reused": len(cells) - len(todo),
+            "times_s": config.time, "analog": config.analog, "analog_head": config.analog_head,
+            "cells": len(cells), "cells_reused": len(cells) - len(todo),
             "backend": config.backend, "workers": config.workers,
             "settings": [{"profile": s.profile.name, "values": s.values, "source": s.profile.source,
                           "sha256": s.spec_hash, "clean": s.profile.noiseless} for s in settings],
@@ -157,12 +158,14 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
 
 def axis_values(cell) -> dict:
     """The axis columns of one cell's row."""
-    return {"data": cell.data, "checkpoint": cell.checkpoint, "layers": cell.layers, "profile": cell.profile_name,
+    return {"data": cell.data, "checkpoint": cell.checkpoint, "layers": cell.layers, "analog": cell.analog_label,
+            "profile": cell.profile_name,
             "sigma": cell.values.get("gaussian.sigma", math.nan),
             **{k: v for k, v in cell.values.items() if k != "gaussian.sigma"}, "time": format_time(cell.t)}
 
 
-ROW_COLUMNS = ["key", "checkpoint", "method", "recipe", "recipe_id", "train_seed", "layers", "profile", "sigma",
+ROW_COLUMNS = ["key", "checkpoint", "method", "recipe", "recipe_id", "train_seed", "layers", "analog", "profile",
+               "sigma",
                "time", "time_s", "chip", "program", "read", "seed", "clean", "accuracy", "n", "data", "backbone",
                "checkpoint_path", "seconds", "checkpoint_sha256", "profile_sha256", "backbone_sha256", "data_sha256",
                "noisesim_version", "git_commit", "torch", "device"]
