@@ -61,6 +61,8 @@ def train_all(only: list[str] | None = None) -> None:
         print(f"== train {variant}", flush=True)
         method = {k: options[k] for k in ("noise_path",) if k in options}
         training = {k: v for k, v in options.items() if k not in method}
+        method = {"noise_path": "local", **method}  # the methods table's stochgrasp recipe (not train's defaults)
+        training = {"sigma_target": 0.03, **training}
         noisesim.train(str(folder), method="stochgrasp", recipe=slug(variant), steps=STEPS, eval_every=100,
                        **method, **training)
         print(f"   {time.time() - start:.0f} s", flush=True)
