@@ -43,7 +43,9 @@ BASELINES = {"grasp-w-hwa": "grasp-w + HWA σ=0.03", "grasp-w": "grasp-w"}  # fr
 
 
 def slug(variant: str) -> str:
-    return "".join(c if c.isalnum() or c in ".-" else "-" for c in variant).strip("-").replace("--", "-")
+    """An ASCII folder name: 'no σ-target (λ=0)' → 'no-sigma-target-lambda-0'."""
+    text = variant.replace("σ", "sigma").replace("λ", "lambda")
+    return "".join(c if c.isascii() and (c.isalnum() or c in ".-") else "-" for c in text).strip("-").replace("--", "-")
 
 
 def folder_of(variant: str) -> Path:
