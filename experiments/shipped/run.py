@@ -32,6 +32,7 @@ PROGRAMS = 4
 CANDIDATES: dict[str, dict] = {
     "stoch-t0.05-weight": {"sigma_target": 0.05, "noise_path": "weight"},  # the paper's recipe
     "stoch-t0.05": {"sigma_target": 0.05, "noise_path": "local"},
+    "stoch-t0.03-weight": {"sigma_target": 0.03, "noise_path": "weight"},
 }
 
 
