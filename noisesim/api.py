@@ -134,10 +134,7 @@ def train_seeds(out: str | os.PathLike, seeds, method: MethodConfig | str | None
     if "seed" in options or (config is not None and config.seed != TrainConfig().seed):
         raise UserError("give the training seeds as seeds=, not seed= (train_seeds sets each run's seed)")
     names = seed_names(out, list(seeds))
-    recipe = recipe if recipe is not None else expand_user(os.fspath(out)).name
-    if recipe in checkpoints.shipped_names():
-        raise UserError(f"recipe {recipe!r} is the name of a shipped checkpoint, which a sweep would pool with it:"
-                        " choose another --out")
+    recipe = recipe if recipe is not None else expand_user(os.fspath(out)).name  # checked by _plan
     keys = {k: options.pop(k) for k in ("model", "twin", "pooling") if k in options}
     plans = []
     for seed, name in zip(seeds, names, strict=True):

@@ -87,6 +87,13 @@ def parse_layers(layers: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return roles
 
 
+def canonical_roles(layers: str | tuple[str, ...]) -> str:
+    """A selection of analog layers as its roles in model order, comma-separated ('k,q' and 'q,k' → 'q,k';
+    'all' → 'q,k,v,o,ff1,ff2'): one spelling per selection, in cell keys, rows' ``layers`` and recipe ids."""
+    roles = set(parse_layers(layers))
+    return ",".join(r for r in LAYER_PRESETS["all"] if r in roles)
+
+
 class StrictConfig(BaseModel):
     """Strict types, finite numbers, no unknown keys; a bad value raises UserError (one line)."""
 
@@ -324,8 +331,7 @@ def effective_settings(method: dict, training: dict | None) -> dict:
     for key in ("layers", "targets"):  # a list of roles in model order: 'v,q' is 'q,v' (presets stay as named)
         value = kept_method.get(key)
         if isinstance(value, str) and value not in LAYER_PRESETS:
-            roles = set(parse_layers(value))
-            kept_method[key] = ",".join(r for r in LAYER_PRESETS["all"] if r in roles)
+            kept_method[key] = canonical_roles(value)
     kept_training = None if training is None else {
         k: v for k, v in training.items() if k != "seed" and name in TRAIN_ONLY.get(k, (name,))}
     if kept_training and isinstance(kept_training.get("train_noise"), str):  # ' gaussian:0.1 ' is 'gaussian:0.1'

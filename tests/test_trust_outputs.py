@@ -144,8 +144,7 @@ def test_an_interrupted_run_is_no_training_seed_and_replaces_no_checkpoint(tmp_p
     assert result.interrupted and not result.written
     assert {p.name: p.read_bytes() for p in keep.iterdir()} == files  # the finished checkpoint is kept
 
-    calls["n"] = -10**9  # seed 0 runs whole; seed 1 is interrupted
-    monkeypatch.setattr(training, "accuracy", real)
+    monkeypatch.setattr(training, "accuracy", real)  # seed 0 runs whole; seed 1 is interrupted
     runs = train_seeds(str(tmp_path / "rec"), [0], **common)
     calls["n"] = 0
     monkeypatch.setattr(training, "accuracy", stop_at_second_evaluation)

@@ -30,11 +30,11 @@ CKPTS = HERE / "ckpts"
 SWEEPS = HERE / "sweeps"
 STEPS = 1000  # one budget for every method (the shipped checkpoints used 2000; see README)
 EVAL_EVERY = 100
-HWA = "gaussian:0.03"  # StochGRASP's σ_target: grasp-w + HWA is its fair twin
+HWA = "gaussian:0.03"  # the stochgrasp recipe's σ_target: grasp-w + HWA is its fair twin
 
 # recipe → (method options, training options, training seeds); the order is the training order
 RECIPES: dict[str, tuple[dict, dict, list[int]]] = {
-    "stochgrasp": ({"method": "stochgrasp"}, {}, [0, 1, 2]),
+    "stochgrasp": ({"method": "stochgrasp", "noise_path": "local"}, {"sigma_target": 0.03}, [0, 1, 2]),
     "grasp-w": ({"method": "grasp-w"}, {}, [0, 1, 2]),
     "grasp-w-hwa": ({"method": "grasp-w"}, {"train_noise": HWA}, [0, 1, 2]),
     "lora": ({"method": "lora"}, {}, [0]),
@@ -119,8 +119,10 @@ def frames():
                 out = SWEEPS / folder.name / setting
                 if not (out / "results.parquet").exists():
                     continue
+                # the runner knows each checkpoint's recipe: one recipe_id for all its seeds (the first sweeps ran
+                # on noisesim 0.3.0-dev, whose rows carry no recipe_id)
                 frame = noisesim.load_results(out).frame.assign(
-                    recipe=recipe, setting=setting, seed_train=meta["training"]["seed"],
+                    recipe=recipe, recipe_id=recipe, setting=setting, seed_train=meta["training"]["seed"],
                     percent=meta["percent_trainable"], train_seconds=meta["train_seconds"])
                 parts.append(frame)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -271,10 +273,14 @@ def pareto(rows: list[dict]) -> None:
         ax.set_xlabel("clean dev accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy under noise (%)")
-    axes[-1].legend(fontsize=7, loc="lower right")
+    seen: dict = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    fig.legend(list(seen.values()), list(seen), fontsize=8, loc="center right", markerscale=0.6)
     fig.suptitle("SST-2 dev, MiniLM-L6: clean vs robust accuracy; marker area ∝ log %params; bars ±1 SD over training"
                  " seeds", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
     fig.savefig(HERE / "pareto.png", dpi=130)
 
 

@@ -43,7 +43,9 @@ BASELINES = {"grasp-w-hwa": "grasp-w + HWA σ=0.03", "grasp-w": "grasp-w"}  # fr
 
 
 def slug(variant: str) -> str:
-    return "".join(c if c.isalnum() or c in ".-" else "-" for c in variant).strip("-").replace("--", "-")
+    """An ASCII folder name: 'no σ-target (λ=0)' → 'no-sigma-target-lambda-0'."""
+    text = variant.replace("σ", "sigma").replace("λ", "lambda")
+    return "".join(c if c.isascii() and (c.isalnum() or c in ".-") else "-" for c in text).strip("-").replace("--", "-")
 
 
 def folder_of(variant: str) -> Path:
@@ -61,6 +63,8 @@ def train_all(only: list[str] | None = None) -> None:
         print(f"== train {variant}", flush=True)
         method = {k: options[k] for k in ("noise_path",) if k in options}
         training = {k: v for k, v in options.items() if k not in method}
+        method = {"noise_path": "local", **method}  # the methods table's stochgrasp recipe (not train's defaults)
+        training = {"sigma_target": 0.03, **training}
         noisesim.train(str(folder), method="stochgrasp", recipe=slug(variant), steps=STEPS, eval_every=100,
                        **method, **training)
         print(f"   {time.time() - start:.0f} s", flush=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from noisesim import checkpoints, external
-from noisesim.configs import LAYER_PRESETS, parse_layers
+from noisesim.configs import LAYER_PRESETS, canonical_roles, parse_layers
 from noisesim.devices import Profile, builtin_profile, load_profile, user_profiles
 from noisesim.engine.config import DEFAULT_ANALOG, SweepConfig
 from noisesim.errors import UserError
@@ -226,13 +226,6 @@ def expand_checkpoints(names: list[str], twin: bool, notices: list[str],
             notices.append(f"--layers applies to the Hugging Face and PEFT folders only; {', '.join(own)} keep the"
                            " layers they were trained with")
     return loaded
-
-
-def canonical_roles(layers: str | tuple[str, ...]) -> str:
-    """A selection of analog layers as its roles in model order, comma-separated ('k,q' and 'q,k' → 'q,k';
-    'all' → 'q,k,v,o,ff1,ff2'): one spelling per selection, in cell keys and in the rows' ``layers``."""
-    roles = set(parse_layers(layers))
-    return ",".join(r for r in LAYER_PRESETS["all"] if r in roles)
 
 
 def stored_labels(loaded: list[AnyCheckpoint], labels: dict[Path, str], stored: dict[str, dict], folder: Path,
