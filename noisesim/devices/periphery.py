@@ -46,6 +46,7 @@ from torch.nn import functional as F  # noqa: N812
 
 from noisesim.devices.runtime import RuntimeRead
 from noisesim.devices.schema import Bounded, Mapping, NonNeg, Spec
+from noisesim.seeds import SplitNormal
 
 
 def _int_range(lo: int, hi: int, unit: str = ""):
@@ -69,14 +70,14 @@ def levels(bits: int) -> int:
     return 2 ** (bits - 1) - 1
 
 
-def quantize(x: torch.Tensor, bound: torch.Tensor | float, bits: int) -> torch.Tensor:
+def quantize(x: torch.Tensor, bound: torch.Tensor | float, bits: int, out: torch.Tensor | None = None) -> torch.Tensor:
     """x clipped to [−bound, bound] and rounded to the nearest level k·Δ, Δ = bound/L, k = −L … L
-    (L = 2^(bits−1) − 1). Ties (x/Δ exactly half-way between two levels) round to the even k, as
-    ``torch.round`` does (round half to even): 0.5Δ → 0, 1.5Δ → 2Δ, 2.5Δ → 2Δ, −0.5Δ → −0. A new tensor.
-    ``bound`` > 0, a number or a tensor broadcastable to x."""
+    (L = 2^(bits−1) − 1): k = round(clip(x·(L/bound), −L, L)), in x's dtype. Ties (x·L/bound exactly
+    half-way between two integers) round to the even k, as ``torch.round`` does (round half to even):
+    0.5Δ → 0, 1.5Δ → 2Δ, 2.5Δ → 2Δ, −0.5Δ → −0. ``out``: where to write (may be x itself); else a new
+    tensor. ``bound`` > 0, a number or a tensor broadcastable to x."""
     n = levels(bits)
-    step = bound / n
-    return torch.round((x / step).clamp_(-n, n)).mul_(step)
+    return torch.mul(x, n / bound, out=out).clamp_(-n, n).round_().mul_(bound / n)
 
 
 def calibrated_range(values: torch.Tensor, method: str, percentile: float, dim: int | None = None) -> torch.Tensor:
@@ -293,56 +294,46 @@ class PeripheryHook:
 
     Forward pre- and post-hooks of the layer still run around it; read noise per forward ``pass`` (a
     pre-hook that sets the weight) composes with it, and read noise per ``mvm`` is added here, per tile.
+    Each row tile is one matrix product on a slice of the inputs and of the weight's columns (no copies);
+    its partial sum is converted in place and accumulated.
     """
 
     def __init__(self, periphery: Periphery, layer: nn.Linear, programmed: torch.Tensor, mapping: Mapping,
                  gen: torch.Generator, read: RuntimeRead | None = None, read_gen: torch.Generator | None = None):
         if not isinstance(layer, nn.Linear):
             raise TypeError(f"the periphery models nn.Linear layers, not {type(layer).__name__}")
-        self.layer, self.parts, self.gen = layer, periphery.parts, gen
+        self.layer, self.parts = layer, periphery.parts
+        self.gen = gen
+        noise = self.parts.get("output_noise")
+        self.noise_sigma = noise.spec.sigma if noise is not None else 0.0
+        self.normal = SplitNormal(gen) if self.noise_sigma > 0 else None
         self.mvm_read = read if read is not None and read.per == "mvm" else None
-        self.read_gen = read_gen
+        self.read_normal = SplitNormal(read_gen) if self.mvm_read is not None else None
         out_f, in_f = layer.out_features, layer.in_features
         tile = self.parts.get("tile")
         self.rows = min(tile.spec.rows, in_f) if tile else in_f
         self.cols = min(tile.spec.cols, out_f) if tile else out_f
         self.n_row_tiles = -(-in_f // self.rows)
-        self.pad = self.n_row_tiles * self.rows - in_f
+        self.slices = [slice(p * self.rows, min((p + 1) * self.rows, in_f)) for p in range(self.n_row_tiles)]
         self.g_max = mapping.g_max
-        dev = layer.weight.device
-        self.full_scale = full_scale(programmed, mapping).to(device=dev, dtype=layer.weight.dtype)
+        dev, dtype = layer.weight.device, layer.weight.dtype
+        self.full_scale = full_scale(programmed, mapping).to(device=dev, dtype=dtype)
         ir = self.parts.get("ir_drop")
         self.ir = ir if ir is not None and not ir.noiseless else None
         if self.ir is not None:  # the position factor 1 − (1 − i/n)² of each input in its tile, n the tile's rows
-            pos = torch.zeros(self.n_row_tiles, 1, self.rows, dtype=torch.float64)
-            rows = torch.zeros(self.n_row_tiles, 1, 1, dtype=torch.float64)
-            for p in range(self.n_row_tiles):
-                n = min(self.rows, in_f - p * self.rows)
-                pos[p, 0, :n] = 1 - (1 - torch.arange(n, dtype=torch.float64) / n) ** 2
-                rows[p] = n
-            self.position = pos.to(device=dev, dtype=layer.weight.dtype)
-            self.tile_rows = rows.to(device=dev, dtype=layer.weight.dtype)
+            self.position = []
+            for sl in self.slices:
+                n = sl.stop - sl.start
+                pos = 1 - (1 - torch.arange(n, dtype=torch.float64) / n) ** 2
+                self.position.append(pos.to(device=dev, dtype=dtype))
         if self.mvm_read is not None:
-            var = self.mvm_read.var.to(device=dev, dtype=layer.weight.dtype)
-            self.read_std = var.sqrt().view(1, 1, out_f) if self.mvm_read.per_output else None
-            self.read_var = None if self.mvm_read.per_output else self._split_weight(var)
+            var = self.mvm_read.var.to(device=dev, dtype=dtype)
+            self.read_std = var.sqrt().view(1, out_f) if self.mvm_read.per_output else None
+            self.read_var = None if self.mvm_read.per_output else [var[:, sl].t().contiguous() for sl in self.slices]
         self.input_range: torch.Tensor | None = None
-        self.output_range: torch.Tensor | None = None
+        self.scratch: torch.Tensor | None = None
+        self.output_range: torch.Tensor | None = None  # (P, 1, out): each row tile's ADC range per output
         layer.forward = self.forward
-
-    # --- shapes: x (N, in) → (P, N, rows); W (out, in) → (P, rows, out); partial sums (P, N, out) ---------------
-
-    def _split_input(self, x: torch.Tensor) -> torch.Tensor:
-        if self.n_row_tiles == 1:
-            return x.unsqueeze(0)
-        x = F.pad(x, (0, self.pad)) if self.pad else x
-        return x.view(x.shape[0], self.n_row_tiles, self.rows).transpose(0, 1)
-
-    def _split_weight(self, w: torch.Tensor) -> torch.Tensor:
-        if self.n_row_tiles == 1:
-            return w.t().unsqueeze(0)
-        w = F.pad(w, (0, self.pad)) if self.pad else w
-        return w.view(w.shape[0], self.n_row_tiles, self.rows).permute(1, 2, 0)
 
     def _per_tile(self, values: torch.Tensor) -> torch.Tensor:
         """(P, N, out) → ADC range per (row tile, column tile), expanded to (P, 1, out)."""
@@ -355,6 +346,17 @@ class PeripheryHook:
         r = adc.bound(v.transpose(1, 2), dim=1)  # (P, 1, q)
         return r.repeat_interleave(self.cols, dim=-1)[..., :out_f]
 
+    def _calibrate_adc(self, partial: list[torch.Tensor]) -> None:
+        adc = self.parts["adc"]
+        y = torch.stack(partial)
+        if adc.spec.range is not None:
+            self.output_range = y.new_tensor(adc.spec.range).expand(y.shape[0], 1, y.shape[-1])
+        elif adc.spec.per == "column":
+            self.output_range = adc.bound(y, dim=1)
+        else:
+            self.output_range = self._per_tile(y)
+        self.noise_scale = self.output_range * self.noise_sigma
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layer = self.layer
         weight = layer.weight
@@ -365,43 +367,46 @@ class PeripheryHook:
         dac = self.parts.get("dac")
         if self.input_range is None and (dac is not None or self.ir is not None):
             self.input_range = dac.bound(x2) if dac is not None else calibrated_range(x2, "max", 100.0)
-        if dac is not None:
-            x2 = dac(x2, self.input_range)
-        xt = self._split_input(x2)
-        wt = self._split_weight(weight)
-        y = torch.bmm(xt, wt) if self.n_row_tiles > 1 else torch.matmul(x2, weight.t()).unsqueeze(0)
-        if self.ir is not None:
-            y = y - self._ir_drop(xt, wt, weight)
-        if self.mvm_read is not None:
-            eps = torch.randn(y.shape, generator=self.read_gen, dtype=y.dtype).to(y.device)
-            if self.read_std is not None:  # σ_j·‖x_p‖ per tile
-                y = y.addcmul_(eps.mul_(self.read_std), xt.square().sum(-1, keepdim=True).sqrt_())
-            else:
-                y = y.addcmul_(eps, torch.bmm(xt.square(), self.read_var).sqrt_())
+        if dac is not None:  # into a scratch buffer kept between MVMs: no fresh memory per call
+            if self.scratch is None or self.scratch.numel() < x2.numel() or self.scratch.dtype != x2.dtype:
+                self.scratch = torch.empty(x2.numel(), dtype=x2.dtype, device=x2.device)
+            x2 = quantize(x2, self.input_range, dac.spec.bits, out=self.scratch[:x2.numel()].view(x2.shape))
+        partial = []
+        for p, sl in enumerate(self.slices):
+            xp = x2 if self.n_row_tiles == 1 else x2[:, sl]
+            wp = weight if self.n_row_tiles == 1 else weight[:, sl]
+            y = torch.matmul(xp, wp.t())
+            if self.ir is not None:
+                y = y.sub_(self._ir_drop(xp, wp, p))
+            if self.mvm_read is not None:  # σ_j·‖x_p‖ per tile, or sqrt(Σ_i x_i² σ_ij²)
+                eps = self.read_normal(y.shape, y.dtype).to(y.device)
+                if self.read_std is not None:
+                    y = y.addcmul_(eps.mul_(self.read_std), xp.square().sum(-1, keepdim=True).sqrt_())
+                else:
+                    y = y.addcmul_(eps, (xp.square() @ self.read_var[p]).sqrt_())
+            partial.append(y)
         adc = self.parts.get("adc")
         if adc is not None:
             if self.output_range is None:
-                if adc.spec.range is not None:
-                    self.output_range = y.new_tensor(adc.spec.range).expand(y.shape[0], 1, y.shape[-1])
-                elif adc.spec.per == "column":
-                    self.output_range = adc.bound(y, dim=1)
-                else:
-                    self.output_range = self._per_tile(y)
-            noise = self.parts.get("output_noise")
-            if noise is not None and noise.spec.sigma > 0:
-                y = noise(y, self.output_range, self.gen)
-            y = adc(y, self.output_range)
-        out = y.sum(0) if y.shape[0] > 1 else y[0]
+                self._calibrate_adc(partial)
+            for p, y in enumerate(partial):  # in place: y + σ·R·ε, then quantized
+                if self.normal is not None:
+                    y.addcmul_(self.normal(y.shape, y.dtype).to(y.device), self.noise_scale[p])
+                quantize(y, self.output_range[p], adc.spec.bits, out=y)
+        out = partial[0]
+        for y in partial[1:]:
+            out = out.add_(y)
         if layer.bias is not None:
-            out = out + layer.bias
-        return out.reshape(*lead, out.shape[-1])
+            out = out.add_(layer.bias)
+        return out.view(*lead, out.shape[-1])
 
-    def _ir_drop(self, xt: torch.Tensor, wt: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """Δy per tile (P, N, out), see ``IrDrop``."""
-        wn = wt.abs() / self.full_scale.reshape(1, 1, -1) if self.full_scale.dim() else wt.abs() / self.full_scale
-        current = torch.bmm(xt.abs() / self.input_range, wn)  # Σ_i |w̃_ji| |x̃_i| per tile
-        a = current.mul_(self.tile_rows / self.ir.g_ratio(self.g_max))
-        return torch.bmm(xt * self.position, wt).mul_(self.ir.cubic(a)).mul_(self.ir.spec.scale)
+    def _ir_drop(self, xp: torch.Tensor, wp: torch.Tensor, p: int) -> torch.Tensor:
+        """Δy of row tile ``p`` (N, out), see ``IrDrop``."""
+        n = xp.shape[-1]
+        wn = wp.abs() / self.full_scale.reshape(-1, 1) if self.full_scale.dim() else wp.abs() / self.full_scale
+        current = torch.matmul(xp.abs() / self.input_range, wn.t())  # Σ_i |w̃_ji| |x̃_i|
+        a = current.mul_(n / self.ir.g_ratio(self.g_max))
+        return torch.matmul(xp * self.position[p], wp.t()).mul_(self.ir.cubic(a)).mul_(self.ir.spec.scale)
 
     def remove(self) -> None:
         if self.layer.__dict__.get("forward") == self.forward:
