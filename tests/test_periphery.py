@@ -527,3 +527,24 @@ def test_a_sweep_with_a_periphery_profile_is_reproducible_and_restores_the_model
         assert torch.equal(logits(bb.model, dev), first) and not torch.equal(first, clean)
     assert all("forward" not in a.base.__dict__ for a in adapters.values())
     assert torch.equal(logits(bb.model, dev), clean)
+
+
+@pytest.mark.parametrize("compensation", ["global", "column"])
+def test_drift_compensation_is_digital_after_the_adc(compensation):
+    """The layer's weight holds α folded in; a fixed ADC range sees the array's (drifted) partial sums y/α, so
+    the output is α·quantize(y/α, R), and the realization reports the α it folded."""
+    w = torch.randn(16, 40, generator=generator(0, "w")) * 0.05
+    prof = Profile({"mapping": {"g_max": 25.0, "scale": "column"},
+                    "noise": [{"drift": {"t0": "20s", "compensation": compensation}}],
+                    "periphery": {"adc": {"bits": 5, "range": 0.4}}}, "<t>")
+    out = prof.realize(w, t=3.15e7, layer="l")
+    alpha = torch.as_tensor(out.alpha).reshape(-1)
+    assert (alpha > 1.05).all() and alpha.numel() == (16 if compensation == "column" else 1)
+    lin = nn.Linear(40, 16, bias=False)
+    lin.weight.data = out.weight.clone()
+    prof.periphery.attach(lin, w, prof.spec.mapping, generator(0, "p"), alpha=out.alpha)
+    x = torch.randn(500, 40, generator=generator(1, "x"))
+    y = x @ out.weight.t()
+    want = quantize(y / alpha, 0.4, 5) * alpha
+    torch.testing.assert_close(run(lin, x), want, rtol=1e-6, atol=1e-7)
+    assert not torch.allclose(want, quantize(y, 0.4, 5))  # folding α before the ADC would differ

@@ -29,7 +29,9 @@ over the batch's pre-ADC partial sums (read noise and IR drop included, output n
 
 Randomness (output noise) comes from the ``read`` stream: ``generator(seed, "read", chip, program, read,
 layer, "periphery")``, continued from one MVM to the next, so the same seeds give the same numbers.
-The drift-compensation scale α (digital) is folded into the weight, as without a periphery.
+The drift-compensation scale α is digital, applied after the ADC: the layer's weight holds it folded in
+(as without a periphery), so the hook divides it out of what the array sees: a fixed ADC range R is α·R
+in the layer's units and IR drop sees the drifted conductances (calibrated ranges scale with α anyway).
 The periphery acts in sweeps (``noisesim.engine.program``); ``devices.apply`` and hardware-aware training
 realize weights only and ignore it.
 """
@@ -271,9 +273,11 @@ class Periphery:
         return noise is not None and noise.spec.sigma > 0
 
     def attach(self, layer: nn.Linear, programmed: torch.Tensor, mapping: Mapping, gen: torch.Generator,
-               read: RuntimeRead | None = None, read_gen: torch.Generator | None = None) -> PeripheryHook:
-        """Run every MVM of ``layer`` (holding a realization of ``programmed``) through the periphery."""
-        return PeripheryHook(self, layer, programmed, mapping, gen, read, read_gen)
+               read: RuntimeRead | None = None, read_gen: torch.Generator | None = None,
+               alpha: float | torch.Tensor = 1.0) -> PeripheryHook:
+        """Run every MVM of ``layer`` (holding a realization of ``programmed``, drift-compensation scale ``alpha``
+        folded in) through the periphery."""
+        return PeripheryHook(self, layer, programmed, mapping, gen, read, read_gen, alpha)
 
 
 def full_scale(weight: torch.Tensor, mapping: Mapping) -> torch.Tensor:
@@ -299,7 +303,8 @@ class PeripheryHook:
     """
 
     def __init__(self, periphery: Periphery, layer: nn.Linear, programmed: torch.Tensor, mapping: Mapping,
-                 gen: torch.Generator, read: RuntimeRead | None = None, read_gen: torch.Generator | None = None):
+                 gen: torch.Generator, read: RuntimeRead | None = None, read_gen: torch.Generator | None = None,
+                 alpha: float | torch.Tensor = 1.0):
         if not isinstance(layer, nn.Linear):
             raise TypeError(f"the periphery models nn.Linear layers, not {type(layer).__name__}")
         self.layer, self.parts = layer, periphery.parts
@@ -318,6 +323,10 @@ class PeripheryHook:
         self.g_max = mapping.g_max
         dev, dtype = layer.weight.device, layer.weight.dtype
         self.full_scale = full_scale(programmed, mapping).to(device=dev, dtype=dtype)
+        # the drift-compensation scale α is digital, after the ADC: the array's partial sums are the layer's
+        # (α folded in) divided by α, so a fixed ADC range R is α·R in the layer's units, and IR drop sees
+        # the drifted conductances w/α
+        self.alpha = torch.as_tensor(alpha, dtype=dtype).to(dev).reshape(-1).abs()  # (1,) or (out,)
         ir = self.parts.get("ir_drop")
         self.ir = ir if ir is not None and not ir.noiseless else None
         if self.ir is not None:  # the position factor 1 − (1 − i/n)² of each input in its tile, n the tile's rows
@@ -350,7 +359,7 @@ class PeripheryHook:
         adc = self.parts["adc"]
         y = torch.stack(partial)
         if adc.spec.range is not None:
-            self.output_range = y.new_tensor(adc.spec.range).expand(y.shape[0], 1, y.shape[-1])
+            self.output_range = (y.new_tensor(adc.spec.range) * self.alpha).expand(y.shape[0], 1, y.shape[-1])
         elif adc.spec.per == "column":
             self.output_range = adc.bound(y, dim=1)
         else:
@@ -403,7 +412,8 @@ class PeripheryHook:
     def _ir_drop(self, xp: torch.Tensor, wp: torch.Tensor, p: int) -> torch.Tensor:
         """Δy of row tile ``p`` (N, out), see ``IrDrop``."""
         n = xp.shape[-1]
-        wn = wp.abs() / self.full_scale.reshape(-1, 1) if self.full_scale.dim() else wp.abs() / self.full_scale
+        scale = self.full_scale.reshape(-1, 1) if self.full_scale.dim() else self.full_scale
+        wn = wp.abs() / (scale * self.alpha.reshape(-1, 1))  # the conductances G/g_max, α divided out
         current = torch.matmul(xp.abs() / self.input_range, wn.t())  # Σ_i |w̃_ji| |x̃_i|
         a = current.mul_(n / self.ir.g_ratio(self.g_max))
         return torch.matmul(xp * self.position[p], wp.t()).mul_(self.ir.cubic(a)).mul_(self.ir.spec.scale)

@@ -98,10 +98,13 @@ def validate(data: Any, source: str) -> ProfileSpec:
 
 @dataclass
 class Realization:
-    """One layer's realized weight, plus any read noise that is redrawn at run time."""
+    """One layer's realized weight, plus any read noise that is redrawn at run time. ``alpha``: the digital
+    output scale of drift compensation already folded into ``weight`` (a number, or (out, 1) per column);
+    a periphery divides it out of what its converters see."""
 
     weight: torch.Tensor
     runtime_read: RuntimeRead | None = None
+    alpha: float | torch.Tensor = 1.0
 
 
 class Profile:
@@ -226,7 +229,8 @@ class Profile:
         if finite is not None:
             rr = array.runtime_read
             finite.append(torch.isfinite(out).all() & (torch.isfinite(rr.var).all() if rr is not None else True))
-        return Realization(out, array.runtime_read)
+        alpha = array.alpha.detach().clone() if isinstance(array.alpha, torch.Tensor) else float(array.alpha)
+        return Realization(out, array.runtime_read, alpha)
 
     def _raise_if_not_finite(self, flags: list[torch.Tensor], layer: str) -> None:
         """flags: input weight, then one per component, then (optionally) the weight mapped back."""

@@ -64,7 +64,7 @@ class ProgrammedWeights:
                 self.hooks.append(periphery.attach(
                     adapter.base, self.programmed[name], profile.spec.mapping,
                     generator(seed, "read", chip, program, read, name, "periphery"), out.runtime_read,
-                    generator(seed, "read", chip, program, read, name, "runtime")))
+                    generator(seed, "read", chip, program, read, name, "runtime"), out.alpha))
 
     def remove_hooks(self) -> None:
         for hook in self.hooks:
