@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -70,6 +70,7 @@ class _Plan:
     pooling: str
     num_labels: int
     recipe: str
+    notes: list[str] = field(default_factory=list)
 
 
 def _plan(out, method, config, options: dict, *, model: str, twin: str | None, pooling: str,
@@ -96,9 +97,13 @@ def _plan(out, method, config, options: dict, *, model: str, twin: str | None, p
         twin = twin if twin_path.parent in checkpoints.stores() else str(twin_path.resolve())
     load_table(config.eval_data)  # fail on bad data before the backbone is loaded
     num_labels = max(2, max(load_table(config.train_data)["label"]) + 1)
+    notes = []
     if config.train_noise is not None and (noise := parse_train_noise(config.train_noise))[0] == "profile":
-        load_profile(noise[1])  # a missing or invalid profile fails now, not at the first step
-    return _Plan(folder, method, config, model, twin, pooling, num_labels, recipe or folder.name)
+        profile = load_profile(noise[1])  # a missing or invalid profile fails now, not at the first step
+        if profile.periphery is not None:
+            notes.append(f"--train-noise {config.train_noise}: training realizes the profile's weights only; its"
+                         f" periphery ({', '.join(profile.periphery.parts)}) acts at evaluation, not in training")
+    return _Plan(folder, method, config, model, twin, pooling, num_labels, recipe or folder.name, notes)
 
 
 def seed_names(out: str | os.PathLike, seeds: list[int]) -> list[str]:
@@ -215,6 +220,8 @@ def _train_and_write(plan: _Plan, progress: bool) -> tuple[Path, TrainResult, di
         "recipe": recipe,
         "interrupted": result.interrupted,
     }
+    if plan.notes:
+        meta["notes"] = plan.notes
     if len(sig):
         meta["sigma_learned"] = sigma_summary(sig)
     if result.interrupted and (folder / checkpoints.CONFIG).exists():

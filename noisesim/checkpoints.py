@@ -79,6 +79,7 @@ class CheckpointMeta(BaseModel):
     recipe: str | None = Field(None, min_length=1, max_length=200)
     interrupted: bool = False
     sigma_learned: dict[str, float] | None = None
+    notes: list[str] = []  # what the user should know about how it was trained
     noisesim_version: str = Field(min_length=1)
 
 

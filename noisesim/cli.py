@@ -223,6 +223,8 @@ def train(
     else:
         runs = train_seeds(out, seeds, mcfg, tcfg.model_copy(update={"seed": TrainConfig().seed}), model=model,
                            twin=twin, pooling=pooling)
+    for note in runs[0][2].get("notes", []):
+        typer.echo(f"note: {note}", err=True)
     for folder, result, meta in runs:
         typer.echo(f"trainable parameters: {result.trainable:,} of {result.total:,}"
                    f" ({result.percent_trainable:.3f} %)")

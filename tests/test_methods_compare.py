@@ -337,6 +337,20 @@ def test_hwa_training_from_the_cli(tmp_path, tiny_dirs, tiny_tsv):
     assert not (tmp_path / "x").exists()
 
 
+def test_hwa_training_with_a_periphery_profile_says_the_periphery_is_not_trained(tmp_path, tiny_dirs, tiny_tsv):
+    prof = tmp_path / "conv.yaml"
+    prof.write_text("name: conv\nnoise:\n  - gaussian: {sigma: 0.02, relative_to: g_max}\n"
+                    "periphery: {dac: {bits: 6}, adc: {bits: 6}}\n")
+    out = str(tmp_path / "hwa")
+    result = invoke(*_train_args(tiny_dirs, tiny_tsv, out, "--method", "grasp-w", "--k", "4",
+                                 "--train-noise", str(prof)))
+    assert result.exit_code == 0, result.output
+    assert "periphery (dac, adc) acts at evaluation, not in training" in result.output
+    meta = json.loads((tmp_path / "hwa" / "config.json").read_text())
+    assert any("periphery (dac, adc)" in n for n in meta["notes"])
+    assert checkpoints.read(out).meta["notes"] == meta["notes"]
+
+
 def test_several_seeds_make_one_recipe(tmp_path, tiny_dirs, tiny_tsv):
     out = str(tmp_path / "gw")
     result = invoke(*_train_args(tiny_dirs, tiny_tsv, out, "--method", "grasp-w", "--k", "4", "--seed", "0,1"))

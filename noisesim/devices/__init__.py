@@ -69,7 +69,9 @@ def apply(profile: str | Profile, weight: torch.Tensor, *, t: str | float = 0.0,
     """A noisy copy of ``weight`` as one read of chip ``chip``, programming ``program``, at time ``t``
     ("1s", "1h", "1d", "1y" or seconds) sees it. Read noise redrawn per pass or per MVM is included as
     one weight-space draw: the weight the sweep's first forward pass of layer ``layer`` uses.
-    ``weight`` must be a floating-point tensor (TypeError otherwise)."""
+    ``weight`` must be a floating-point tensor (TypeError otherwise). A profile's ``periphery`` acts on
+    matrix-vector products, not on weights, so it is not in the returned weight: run a layer through it with
+    ``load_profile(p).periphery.attach(...)`` or sweep."""
     out = load_profile(profile).realize(weight, t=to_seconds(t), chip=chip, program=program, read=read, seed=seed,
                                         layer=layer)
     if out.runtime_read is None:
