@@ -466,17 +466,25 @@ app.add_typer(profiles_app, name="profiles")
 @profiles_app.command("list")
 @user_errors
 def profiles_list():
-    """The shipped and user profiles with their components; a broken or shadowing user file is listed with
-    its problem (it does not stop the listing)."""
+    """The shipped and user profiles with their components and periphery parts; a broken or shadowing user
+    file is listed with its problem (it does not stop the listing)."""
     from noisesim.devices import profile_listing
     from noisesim.errors import one_line
 
+    rows = []
     for entry in profile_listing():
         if entry.problem is None:
-            what = ", ".join(c.key for c in entry.profile.components) or "(no noise)"
+            summary = entry.profile.summary()
+            what = ", ".join(summary["noise"]) or "(no noise)"
+            if summary["periphery"]:
+                what += f" + periphery: {', '.join(summary['periphery'])}"
         else:
             what = f"INVALID: {entry.problem}"
-        typer.echo(one_line(f"{entry.name:10s} {what:45s} {entry.path}"))
+        rows.append((entry.name, what, entry.path, entry.problem is None))
+    name_w = max([10, *(len(name) for name, *_ in rows)])
+    what_w = max([45, *(len(what) for _, what, _, ok in rows if ok)])
+    for name, what, path, _ in rows:
+        typer.echo(one_line(f"{name:{name_w}s} {what:{what_w}s} {path}"))
 
 
 @profiles_app.command("show")
@@ -495,12 +503,14 @@ def profiles_show(name: str = typer.Argument(..., help="profile name or YAML fil
 @profiles_app.command("validate")
 @user_errors
 def profiles_validate(files: list[Path] = typer.Argument(..., help="YAML files to check")):
-    """Check profile files against the schema; the first problem is reported as an error."""
+    """Check profile files against the schema; the first problem is reported as an error. Each valid file's
+    line names its noise components and its periphery's parts."""
     from noisesim.devices import load_profile
 
     for file in files:
-        prof = load_profile(str(file))
-        typer.echo(f"ok {file}: {', '.join(c.key for c in prof.components) or 'no noise'}")
+        summary = load_profile(str(file)).summary()
+        periphery = f"; periphery: {', '.join(summary['periphery'].values())}" if summary["periphery"] else ""
+        typer.echo(f"ok {file}: {', '.join(summary['noise']) or 'no noise'}{periphery}")
 
 
 @app.command()

@@ -82,9 +82,19 @@ def test_shipped_profiles_list_show_validate():
     assert result.exit_code == 0, result.output
     assert result.output.count("ok ") == len(files)
     listing = invoke("profiles", "list")
-    assert listing.exit_code == 0 and "pcm" in listing.output and "programming, drift" in listing.output
+    assert listing.exit_code == 0, listing.output
+    rows = {line.split()[0]: line for line in listing.output.splitlines()}
+    assert "programming, drift + periphery: tile, dac, output_noise, adc" in rows["pcm"]
+    assert "programming, drift" in rows["pcm-ideal-periphery"] and "periphery:" not in rows["pcm-ideal-periphery"]
+    assert rows["pcm"].index("/") == rows["pcm-ideal-periphery"].index("/")  # columns line up
     shown = invoke("profiles", "show", "pcm")
     assert shown.exit_code == 0 and "Nandakumar" in shown.output and "0.26348" in shown.output
+    assert "Le Gallo" in shown.output and "periphery:\n  tile: {rows: 256, cols: 256}" in shown.output
+    checked = {line.split()[1]: line for line in result.output.splitlines()}
+    assert checked[f"{known_profiles()['pcm']}:"].endswith(
+        ": programming, drift; periphery: tile 256x256, dac 8 bit (max), output_noise 0.004 of the ADC range,"
+        " adc 8 bit per column (max)")
+    assert checked[f"{known_profiles()['pcm-ideal-periphery']}:"].endswith(": programming, drift")
 
 
 def test_custom_profile_validates(tmp_path):
@@ -258,7 +268,7 @@ def test_bad_user_profile_does_not_break_the_listing():
     assert "INVALID: not valid YAML at line 2: duplicate key 'noise'" in rows["dupes"]
     assert "INVALID: profile is not UTF-8 text" in rows["latin"]
     assert "programming, drift" in rows["mine"] and "INVALID" not in rows["mine"]
-    assert "programming, drift" in rows["pcm"] and len(rows) == 9
+    assert "programming, drift" in rows["pcm"] and len(rows) == 10
     assert invoke("profiles", "show", "mine").exit_code == 0
     result = invoke("profiles", "show", "broken")
     assert result.exit_code == 2 and "noise[0].gaussian.sigma" in result.output
@@ -304,6 +314,6 @@ def test_missing_shipped_folder_is_an_error_not_an_empty_listing(monkeypatch, tm
 
 def test_shipped_folder_holds_every_profile_file():
     folder = bundled_profiles()
-    assert sorted(p.name for p in folder.glob("*.yaml")) == ["fefet.yaml", "gaussian.yaml", "ideal.yaml", "pcm.yaml",
-                                                              "rram.yaml"]
-    assert sorted(devices.shipped_profiles()) == ["fefet", "gaussian", "ideal", "pcm", "rram"]
+    assert sorted(p.name for p in folder.glob("*.yaml")) == ["fefet.yaml", "gaussian.yaml", "ideal.yaml",
+                                                              "pcm-ideal-periphery.yaml", "pcm.yaml", "rram.yaml"]
+    assert list(devices.shipped_profiles()) == ["fefet", "gaussian", "ideal", "pcm", "pcm-ideal-periphery", "rram"]

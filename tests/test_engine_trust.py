@@ -70,6 +70,8 @@ def test_every_input_of_a_cell_changes_its_key(tiny_ckpts, tiny_tsv, tmp_path):
     pcm = keys([tiny_ckpts["grasp-w"]], tiny_tsv, profile=["pcm"], seeds=1)
     scaled = keys([tiny_ckpts["grasp-w"]], tiny_tsv, profile=["pcm"], seeds=1, set=["programming.scale=2"])
     assert pcm[0] == scaled[0] and pcm[1] != scaled[1]
+    bare = keys([tiny_ckpts["grasp-w"]], tiny_tsv, profile=["pcm-ideal-periphery"], seeds=1)  # pcm's periphery
+    assert bare[0] == pcm[0] and bare[1] not in (pcm[1], scaled[1])
 
 
 def test_two_checkpoints_with_equal_files_both_get_their_rows(tiny_ckpts, tiny_tsv, tmp_path):

@@ -48,7 +48,7 @@ def test_wheel_holds_modules_profiles_checkpoints_and_data(wheel):
     with zipfile.ZipFile(path) as zf:
         infos = {i.filename: i for i in zf.infolist()}
         profiles = [f for f in files if f.startswith("devices/") and f.endswith(".yaml")]
-        assert {Path(f).stem for f in profiles} >= {"ideal", "gaussian", "pcm", "rram", "fefet"}
+        assert {Path(f).stem for f in profiles} >= {"ideal", "gaussian", "pcm", "pcm-ideal-periphery", "rram", "fefet"}
         for f in profiles:
             assert zf.read(f"noisesim/profiles/{Path(f).name}") == (REPO / f).read_bytes()
         assert "noisesim/profiles/__init__.py" in infos
@@ -94,6 +94,6 @@ def test_installed_wheel_finds_its_profiles(wheel, tmp_path):
     got = json.loads(ran.stdout.splitlines()[-1])
     folder = Path(purelib) / "noisesim"
     assert Path(got["init"]) == folder / "__init__.py"
-    assert sorted(got["known"]) == ["fefet", "gaussian", "ideal", "pcm", "rram"]
+    assert sorted(got["known"]) == ["fefet", "gaussian", "ideal", "pcm", "pcm-ideal-periphery", "rram"]
     assert all(Path(p).parent == folder / "profiles" for p in got["known"].values())
     assert got["pcm"] == "Profile('pcm': programming, drift)" and got["dev"] is True

@@ -335,11 +335,17 @@ def test_noisy_reference_reads_scatter_around_the_exact_compensation(compensatio
         assert torch.equal(rel, exact)  # exact reads: no read-index dependence
 
 
+# pcm's description before it got a periphery: with it, pcm-ideal-periphery's spec is the old pcm's byte for byte
+OLD_PCM = {"name": "pcm", "description": "IBM PCM statistical model (Nandakumar et al. 2019; Joshi et al. 2020), as"
+                                         " in aihwkit."}
+
+
 def test_compensation_spec_keeps_old_hashes_and_validates():
-    pcm = devices.load_profile("pcm")
-    dumped = pcm.spec.model_dump_json(serialize_as_any=True)
+    old = devices.load_profile("pcm-ideal-periphery").spec.model_copy(update=OLD_PCM)
+    dumped = old.model_dump_json(serialize_as_any=True)
     assert "reference_reads" not in dumped and "periphery" not in dumped
     assert hashlib.sha256(dumped.encode()).hexdigest()[:16] == "e82e2879eeb172dd"  # recorded before this change
+    pcm = devices.load_profile("pcm")
     col = pcm.with_values({"drift.compensation": "column", "drift.reference_reads": 4})
     assert "reference_reads" in col.spec.model_dump_json(serialize_as_any=True)
     with pytest.raises(UserError, match=r"noise\[1\].drift: reference_reads needs compensation"):
@@ -476,8 +482,8 @@ def digest(*tensors: torch.Tensor) -> str:
 
 
 # forward outputs of tiny_model through ProgrammedWeights, recorded with the code before the periphery existed
-# (commit 94443c4), per torch version and CPU kernel set
-ENGINE_GOLDEN = {("2.13", "AVX512"): {"pcm": "d742276501f7fb86", "rram": "65676d9c9a0005dc",
+# (commit 94443c4; pcm-ideal-periphery is what pcm was then), per torch version and CPU kernel set
+ENGINE_GOLDEN = {("2.13", "AVX512"): {"pcm-ideal-periphery": "d742276501f7fb86", "rram": "65676d9c9a0005dc",
                                       "fefet": "15e58dcecd3aa5bc", "ideal": "99dbf44fc079cbb2",
                                       "every-mvm-value": "18674e355715fbb5"}}
 
@@ -489,10 +495,87 @@ def test_profiles_without_periphery_are_bit_identical_to_before():
     x = torch.randn(3, 5, 40, generator=torch.Generator().manual_seed(1))
     every = [PCM_PROG, {"drift": {"t0": "20s", "compensation": "global", "read_noise": {"q": 0.0088}}},
              {"read": {"sigma": 0.01, "relative_to": "value", "per": "mvm"}}]
-    profs = {n: devices.load_profile(n) for n in ("pcm", "rram", "fefet", "ideal")}
+    profs = {n: devices.load_profile(n) for n in ("pcm-ideal-periphery", "rram", "fefet", "ideal")}
     profs["every-mvm-value"] = Profile({"noise": every}, "<every>")
     got = {name: digest(*forward_all(prof, x)) for name, prof in profs.items()}
     assert got == ENGINE_GOLDEN[where]
+
+
+# --- the shipped pcm (the periphery of IBM's 64-core PCM chip) against pcm-ideal-periphery ----------------------
+
+
+def test_pcm_has_the_chip_periphery():
+    pcm = devices.load_profile("pcm")
+    per = pcm.spec.periphery
+    assert (per.tile.rows, per.tile.cols) == (256, 256)
+    assert (per.dac.bits, per.dac.range, per.dac.calibrate) == (8, None, "max")
+    assert (per.adc.bits, per.adc.per, per.adc.range, per.adc.calibrate) == (8, "column", None, "max")
+    assert per.output_noise.sigma == 0.004 and per.ir_drop is None
+    assert pcm.periphery.draws and random_stages(pcm) == {"program", "read"}
+    assert pcm.summary() == {"noise": ["programming", "drift"], "periphery": {
+        "tile": "tile 256x256", "dac": "dac 8 bit (max)", "output_noise": "output_noise 0.004 of the ADC range",
+        "adc": "adc 8 bit per column (max)"}}
+
+
+def test_summary_names_every_periphery_part_in_mvm_order():
+    parts = {**FULL, "dac": {"bits": 6, "range": 2.5}, "ir_drop": {"wire_resistance": 5.0, "scale": 2}}
+    prof = periphery_profile(parts)
+    assert prof.summary() == {"noise": [], "periphery": {
+        "tile": "tile 16x8", "dac": "dac 6 bit (±2.5)", "ir_drop": "ir_drop 5 ohm x 2",
+        "output_noise": "output_noise 0.02 of the ADC range", "adc": "adc 7 bit per column (percentile 99.99)"}}
+    assert devices.load_profile("rram").summary() == {"noise": ["levels", "programming", "stuck_at", "read"],
+                                                      "periphery": {}}
+
+
+def test_pcm_ideal_periphery_is_pcm_without_its_periphery():
+    pcm, ideal = devices.load_profile("pcm"), devices.load_profile("pcm-ideal-periphery")
+    assert ideal.periphery is None and ideal.summary() == {"noise": ["programming", "drift"], "periphery": {}}
+    same = {"name": "pcm", "description": pcm.spec.description, "periphery": pcm.spec.periphery}
+    assert ideal.spec.model_copy(update=same) == pcm.spec
+    w = torch.randn(300, 600, generator=generator(2, "w")) * 0.05
+    for t in (0.0, 3600.0, 3.15e7):
+        for keys in ({}, {"chip": 1, "program": 2, "read": 3, "seed": 4, "layer": "enc.0.q"}):
+            a, b = pcm.realize(w, t=t, **keys), ideal.realize(w, t=t, **keys)
+            assert torch.equal(a.weight, b.weight) and a.runtime_read is None and b.runtime_read is None
+
+
+def chip_layer(prof, x, keys, passes=2):
+    """One 600 → 300 layer (3 × 2 tiles of 256 × 256) programmed with ``prof`` one day after programming:
+    its realized weight, ``passes`` forward passes of ``x`` and its periphery hook (None without one)."""
+    lin = nn.Linear(600, 300)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(300, 600, generator=generator(4, "w")) * 0.05)
+        lin.bias.copy_(torch.randn(300, generator=generator(4, "b")) * 0.1)
+    layer = FrozenLinear(lin)
+    with ProgrammedWeights({"enc.0.ff1": layer}) as weights, torch.no_grad():
+        weights.realize(prof, t=86400.0, **keys)
+        outs = [layer(x) for _ in range(passes)]
+        return layer.base.weight.clone(), outs, (weights.hooks or [None])[0]
+
+
+def test_pcm_differs_from_pcm_ideal_periphery_only_through_the_periphery():
+    x = torch.randn(4, 6, 600, generator=generator(5, "x"))
+    keys = {"chip": 1, "program": 2, "read": 0, "seed": 3}
+    pcm, ideal = devices.load_profile("pcm"), devices.load_profile("pcm-ideal-periphery")
+    w_ideal, y_ideal, none = chip_layer(ideal, x, keys)
+    w_pcm, y_pcm, hook = chip_layer(pcm, x, keys)
+    assert none is None and torch.equal(w_pcm, w_ideal)  # the same realized weight
+    assert (hook.rows, hook.cols, hook.n_row_tiles) == (256, 256, 3)
+    assert torch.equal(y_ideal[0], y_ideal[1]) and not torch.equal(y_pcm[0], y_pcm[1])  # output noise per MVM
+    # without output noise: only the 8-bit DAC and ADC, each off by at most half a step (no clipping: the
+    # ranges are calibrated on this batch), i.e. |Δy_j| ≤ Σ_i |w_ji|·r/254 + Σ_p R_pj/254
+    _, (quiet, _), qhook = chip_layer(pcm.with_values({"periphery.output_noise.sigma": 0}), x, keys)
+    bound = w_pcm.abs().sum(1) * qhook.input_range / 254 + qhook.output_range.sum(0).squeeze(0) / 254
+    gap = (quiet - y_ideal[0]).abs()
+    assert bool((gap <= bound * (1 + 1e-4) + 1e-6).all()) and gap.max() > 0.1 * bound.max()
+    # output noise: σ·R_pj per tile, σ = 0.004, so two passes differ by sqrt(2 Σ_p (σ R_pj)²) per output (a bit
+    # more, 1.15×: σ·R is half an ADC step, and noisy sums round to other levels)
+    spread = ((y_pcm[0] - y_pcm[1]) / (2 * (0.004 * hook.output_range).square().sum(0)).sqrt()).std().item()
+    assert 0.9 < spread < 1.25
+    # with 24-bit converters and no output noise, pcm is pcm-ideal-periphery up to float rounding
+    fine = pcm.with_values({"periphery.output_noise.sigma": 0, "periphery.dac.bits": 24, "periphery.adc.bits": 24})
+    for a, b in zip(chip_layer(fine, x, keys)[1], y_ideal, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)  # outputs up to ~5: a few float32 ulps
 
 
 # --- through a sweep on a tiny model ----------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # The shipped checkpoints on every shipped device profile, and PCM with stronger programming noise.
+# The committed results predate pcm's periphery: --profile pcm-ideal-periphery reproduces them (into a fresh
+# --out; rerun into the committed folder, pcm's new cells would join the old ones under the same label).
 set -euo pipefail
 export HF_HUB_OFFLINE=1
 noisesim sweep --ckpt sst2-stoch --ckpt sst2-grasp --profile rram --profile fefet --chips 2 --seeds 2 \

@@ -50,6 +50,7 @@ PROGRAMS = 4
 # sweep folder → sweep options (besides ckpt, programs)
 SETTINGS = {
     "gaussian": {"sigma": SIGMAS},
+    # the committed PCM columns predate pcm's periphery: "pcm-ideal-periphery" reproduces them (in fresh sweep folders)
     "pcm": {"profile": ["pcm"], "time": "1d,1y", "set": ["drift.compensation=none"]},
     "rram": {"profile": ["rram"]},
 }

@@ -54,7 +54,8 @@ def user_profiles() -> Path:
 
 def _files(folder: Path) -> dict[str, Path]:
     try:
-        return {p.stem: p for p in sorted(folder.glob("*.yaml")) if p.is_file()} if folder.is_dir() else {}
+        return ({p.stem: p for p in sorted(folder.glob("*.yaml"), key=lambda p: p.stem) if p.is_file()}
+                if folder.is_dir() else {})
     except OSError:
         return {}
 

@@ -147,6 +147,15 @@ class Profile:
         """True when the weights depend on the time since programming."""
         return any(c.depends_on_time for c in self.components)
 
+    def summary(self) -> dict[str, Any]:
+        """What the profile does, for listings: ``noise`` (the components' keys, in order) and ``periphery``
+        (part key → one-line description, in MVM order; empty without a periphery), e.g.
+        ``{'noise': ['programming', 'drift'], 'periphery': {'tile': 'tile 256x256', 'dac': 'dac 8 bit (max)',
+        ...}}``."""
+        parts = self.periphery.parts if self.periphery is not None else {}
+        return {"noise": [c.key for c in self.components],
+                "periphery": {key: _describe_part(key, part.spec) for key, part in parts.items()}}
+
     def with_values(self, values: dict[str, Any]) -> Profile:
         """A copy with parameters set, e.g. {'programming.scale': 2, 'drift.compensation': 'global'}.
 
@@ -248,6 +257,24 @@ class Profile:
                             " (inf or NaN); lower its parameters (e.g. scale, sigma) or check the weights' range")
         raise UserError(f"profile {self.name!r}: the weights{where} overflow when mapped back from conductances"
                         " (inf or NaN); lower the noise parameters or check the weights' range")
+
+
+def _describe_part(key: str, spec: Spec) -> str:
+    """One periphery part in a few words: 'tile 256x256', 'dac 8 bit (max)', 'adc 8 bit per column (±2)',
+    'output_noise 0.004 of the ADC range', 'ir_drop 0.35 ohm'."""
+    if key == "tile":
+        return f"tile {spec.rows}x{spec.cols}"
+    if key in ("dac", "adc"):
+        if spec.range is not None:
+            how = f"±{spec.range:g}"
+        else:
+            how = "max" if spec.calibrate == "max" else f"percentile {spec.percentile:g}"
+        per = f" per {spec.per}" if key == "adc" else ""
+        return f"{key} {spec.bits} bit{per} ({how})"
+    if key == "output_noise":
+        return f"output_noise {spec.sigma:g} of the ADC range"
+    scale = f" x {spec.scale:g}" if spec.scale != 1 else ""
+    return f"ir_drop {spec.wire_resistance:g} ohm{scale}"
 
 
 def _plain(value: Any) -> Any:
