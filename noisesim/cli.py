@@ -338,8 +338,9 @@ def sweep(
     clean = "σ=0: clean" if cfg.sigma is not None else "ideal: clean"
     noisy = result.frame[~result.frame["clean"]]
     chips, programs, reads = (int(noisy[c].nunique()) if len(noisy) else 1 for c in ("chip", "program", "read"))
-    typer.echo(f"accuracy (%) on {', '.join(result.frame['data'].unique())}, mean ± std over {chips} chip(s) ×"
-               f" {programs} programming(s) × {reads} read(s) ({clean})"
+    typer.echo(f"accuracy (%) on {', '.join(result.frame['data'].unique())}, mean ± std over {chips} chip(s)"
+               f" (device-to-device) × {programs} programming(s) (cycle-to-cycle: write) × {reads} read(s)"
+               f" (cycle-to-cycle: read) ({clean})"
                + (f"; {reused} of {result.meta['cells']} cells were already stored" if reused else ""))
     typer.echo(pivot_table(summary).to_string())
     if chips > 1 or reads > 1:
@@ -347,7 +348,8 @@ def sweep(
         if len(parts):
             typer.echo("spread (std, points): " + ", ".join(
                 f"{name} {100 * parts[col].mean():.2f}" for name, col in
-                (("total", "sd_total"), ("chip", "sd_chip"), ("programming", "sd_program"), ("read", "sd_read"))
+                (("total", "sd_total"), ("chip (device-to-device)", "sd_chip"),
+                 ("programming (cycle-to-cycle: write)", "sd_program"), ("read (cycle-to-cycle: read)", "sd_read"))
                 if parts[col].notna().any()) + " (mean over settings; summary.csv has each)")
             if chips > 1 and programs == 1:
                 typer.echo("  (one programming per chip: chip and programming variation are not separable;"
@@ -464,17 +466,18 @@ app.add_typer(profiles_app, name="profiles")
 @profiles_app.command("list")
 @user_errors
 def profiles_list():
-    """The shipped and user profiles with their components; a broken or shadowing user file is listed with
-    its problem (it does not stop the listing)."""
+    """The shipped and user profiles, one line each: name, description, [components], file; a broken or
+    shadowing user file is listed with its problem (it does not stop the listing)."""
     from noisesim.devices import profile_listing
     from noisesim.errors import one_line
 
     for entry in profile_listing():
         if entry.problem is None:
-            what = ", ".join(c.key for c in entry.profile.components) or "(no noise)"
+            parts = ", ".join(c.key for c in entry.profile.components) or "no noise"
+            what = f"{' '.join(entry.profile.spec.description.split()) or '(no description)'} [{parts}]"
         else:
             what = f"INVALID: {entry.problem}"
-        typer.echo(one_line(f"{entry.name:10s} {what:45s} {entry.path}"))
+        typer.echo(one_line(f"{entry.name:16s} {what} {entry.path}"))
 
 
 @profiles_app.command("show")
