@@ -340,8 +340,9 @@ def sweep(
     clean = "σ=0: clean" if cfg.sigma is not None else "ideal: clean"
     noisy = result.frame[~result.frame["clean"]]
     chips, programs, reads = (int(noisy[c].nunique()) if len(noisy) else 1 for c in ("chip", "program", "read"))
-    typer.echo(f"accuracy (%) on {', '.join(result.frame['data'].unique())}, mean ± std over {chips} chip(s) ×"
-               f" {programs} programming(s) × {reads} read(s) ({clean})"
+    typer.echo(f"accuracy (%) on {', '.join(result.frame['data'].unique())}, mean ± std over {chips} chip(s)"
+               f" (device-to-device) × {programs} programming(s) (cycle-to-cycle: write) × {reads} read(s)"
+               f" (cycle-to-cycle: read) ({clean})"
                + (f"; {reused} of {result.meta['cells']} cells were already stored" if reused else ""))
     typer.echo(pivot_table(summary).to_string())
     if chips > 1 or reads > 1:
@@ -349,7 +350,8 @@ def sweep(
         if len(parts):
             typer.echo("spread (std, points): " + ", ".join(
                 f"{name} {100 * parts[col].mean():.2f}" for name, col in
-                (("total", "sd_total"), ("chip", "sd_chip"), ("programming", "sd_program"), ("read", "sd_read"))
+                (("total", "sd_total"), ("chip (device-to-device)", "sd_chip"),
+                 ("programming (cycle-to-cycle: write)", "sd_program"), ("read (cycle-to-cycle: read)", "sd_read"))
                 if parts[col].notna().any()) + " (mean over settings; summary.csv has each)")
             if chips > 1 and programs == 1:
                 typer.echo("  (one programming per chip: chip and programming variation are not separable;"
@@ -466,8 +468,8 @@ app.add_typer(profiles_app, name="profiles")
 @profiles_app.command("list")
 @user_errors
 def profiles_list():
-    """The shipped and user profiles with their components and periphery parts; a broken or shadowing user
-    file is listed with its problem (it does not stop the listing)."""
+    """The shipped and user profiles, one line each: name, description, [components; periphery parts], file; a
+    broken or shadowing user file is listed with its problem (it does not stop the listing)."""
     from noisesim.devices import profile_listing
     from noisesim.errors import one_line
 
@@ -475,16 +477,16 @@ def profiles_list():
     for entry in profile_listing():
         if entry.problem is None:
             summary = entry.profile.summary()
-            what = ", ".join(summary["noise"]) or "(no noise)"
+            parts = ", ".join(summary["noise"]) or "no noise"
             if summary["periphery"]:
-                what += f" + periphery: {', '.join(summary['periphery'])}"
+                parts += f"; periphery: {', '.join(summary['periphery'])}"
+            what = f"{' '.join(entry.profile.spec.description.split()) or '(no description)'} [{parts}]"
         else:
             what = f"INVALID: {entry.problem}"
-        rows.append((entry.name, what, entry.path, entry.problem is None))
-    name_w = max([10, *(len(name) for name, *_ in rows)])
-    what_w = max([45, *(len(what) for _, what, _, ok in rows if ok)])
-    for name, what, path, _ in rows:
-        typer.echo(one_line(f"{name:{name_w}s} {what:{what_w}s} {path}"))
+        rows.append((entry.name, what, entry.path))
+    name_w = max([16, *(len(name) for name, *_ in rows)])
+    for name, what, path in rows:
+        typer.echo(one_line(f"{name:{name_w}s} {what} {path}"))
 
 
 @profiles_app.command("show")

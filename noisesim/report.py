@@ -61,6 +61,11 @@ def _value(value) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+STAGE_TERMS = ("sd_chip: between chips (device-to-device variation); sd_program: between programmings of one chip"
+               " (cycle-to-cycle, write-to-write); sd_read: between reads of one programming (cycle-to-cycle,"
+               " read-to-read).")
+
+
 def markdown_report(result) -> str:
     """The summary of a sweep as Markdown: one row per setting, checkpoints across, then the spread. When a
     recipe was trained with several seeds (``summarize(by='auto')``): one row per recipe, settings across."""
@@ -86,6 +91,7 @@ def markdown_report(result) -> str:
                   *(["sd_seed_means: std of the seeds' mean accuracies; sd_train: the seed-to-seed part, from"
                      " realizations paired across seeds (each seed sees the same chips); the interval treats"
                      " seeds × realizations as independent.", ""] if recipes else []),
+                  *([STAGE_TERMS, ""] if {"sd_chip", "sd_program", "sd_read"} & set(detail.columns) else []),
                   "| " + " | ".join(detail.columns) + " |", "|" + "---|" * len(detail.columns)]
         for row in detail.itertuples(index=False):
             cells = [_cell(name, v, axes) for name, v in zip(detail.columns, row, strict=True)]

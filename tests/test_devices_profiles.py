@@ -84,9 +84,8 @@ def test_shipped_profiles_list_show_validate():
     listing = invoke("profiles", "list")
     assert listing.exit_code == 0, listing.output
     rows = {line.split()[0]: line for line in listing.output.splitlines()}
-    assert "programming, drift + periphery: tile, dac, output_noise, adc" in rows["pcm"]
-    assert "programming, drift" in rows["pcm-ideal-periphery"] and "periphery:" not in rows["pcm-ideal-periphery"]
-    assert rows["pcm"].index("/") == rows["pcm-ideal-periphery"].index("/")  # columns line up
+    assert "[programming, drift; periphery: tile, dac, output_noise, adc]" in rows["pcm"]
+    assert "[programming, drift]" in rows["pcm-ideal-periphery"] and "periphery:" not in rows["pcm-ideal-periphery"]
     shown = invoke("profiles", "show", "pcm")
     assert shown.exit_code == 0 and "Nandakumar" in shown.output and "0.26348" in shown.output
     assert "Le Gallo" in shown.output and "periphery:\n  tile: {rows: 256, cols: 256}" in shown.output
@@ -268,7 +267,7 @@ def test_bad_user_profile_does_not_break_the_listing():
     assert "INVALID: not valid YAML at line 2: duplicate key 'noise'" in rows["dupes"]
     assert "INVALID: profile is not UTF-8 text" in rows["latin"]
     assert "programming, drift" in rows["mine"] and "INVALID" not in rows["mine"]
-    assert "programming, drift" in rows["pcm"] and len(rows) == 10
+    assert "programming, drift" in rows["pcm"] and len(rows) == 13  # 9 shipped, 4 user
     assert invoke("profiles", "show", "mine").exit_code == 0
     result = invoke("profiles", "show", "broken")
     assert result.exit_code == 2 and "noise[0].gaussian.sigma" in result.output
@@ -312,8 +311,25 @@ def test_missing_shipped_folder_is_an_error_not_an_empty_listing(monkeypatch, tm
     assert result.exit_code == 2 and "shipped device profiles are missing" in result.output
 
 
+def test_a_source_tree_uses_its_own_profiles(monkeypatch, tmp_path):
+    """Code run from a checkout reads that checkout's devices/, even where the installed package (an editable
+    install of another checkout) points elsewhere; installed code reads its package."""
+    from noisesim.devices import library
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "pcm.yaml").write_text("noise: []\n")
+    monkeypatch.setattr(library.resources, "files", lambda package: elsewhere)
+    assert bundled_profiles() == Path(library.__file__).resolve().parents[2] / "devices"
+    monkeypatch.setattr(library, "__file__", str(tmp_path / "site" / "noisesim" / "devices" / "library.py"))
+    (tmp_path / "site" / "devices").mkdir(parents=True)  # a devices/ folder but no pyproject.toml: not a checkout
+    (tmp_path / "site" / "devices" / "x.yaml").write_text("noise: []\n")
+    assert bundled_profiles() == elsewhere
+
+
 def test_shipped_folder_holds_every_profile_file():
     folder = bundled_profiles()
-    assert sorted(p.name for p in folder.glob("*.yaml")) == ["fefet.yaml", "gaussian.yaml", "ideal.yaml",
-                                                              "pcm-ideal-periphery.yaml", "pcm.yaml", "rram.yaml"]
-    assert list(devices.shipped_profiles()) == ["fefet", "gaussian", "ideal", "pcm", "pcm-ideal-periphery", "rram"]
+    names = ["cycle-to-cycle", "device-to-device", "drift", "fefet", "gaussian", "ideal", "pcm", "pcm-ideal-periphery",
+             "rram"]
+    assert sorted(p.stem for p in folder.glob("*.yaml")) == names
+    assert list(devices.shipped_profiles()) == names

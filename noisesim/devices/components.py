@@ -6,9 +6,9 @@ changes the pair in place (``apply``), drawing from the seed streams it needs (`
 
 - ``chip``: drawn once per chip, the same for every programming and read of it (device-to-device,
   stuck-at faults);
-- ``program``: drawn at each programming event (programming noise, the paper's Gaussian, drift
-  exponents ν);
-- ``read``: drawn at each read (read noise, 1/f noise).
+- ``program``: drawn at each programming event (programming noise, i.e. cycle-to-cycle write-to-write
+  variation; the paper's Gaussian, drift exponents ν);
+- ``read``: drawn at each read (read noise, i.e. cycle-to-cycle read-to-read variation; 1/f noise).
 
 A component's ``stage`` is the stream its draws mostly come from (a sweep varies that index for it). Draws
 are per device: the G+ device first, then the G− device. A component that can act in weight units (the

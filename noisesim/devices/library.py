@@ -35,13 +35,19 @@ BUILTIN: dict[str, dict] = {
 
 
 def bundled_profiles() -> Path:
-    """The folder of the shipped profiles: the package ``noisesim.profiles`` (the repository's ``devices/``,
-    mapped by setuptools for a wheel, ``pip install .`` and ``pip install -e .``), or ``devices/`` beside the
-    package in a source tree that is not installed. UserError if it holds no profile."""
-    try:
-        folder = Path(str(resources.files(PACKAGE)))
-    except ModuleNotFoundError:
-        folder = Path(__file__).resolve().parents[2] / "devices"  # a source tree: the repository root
+    """The folder of the shipped profiles: ``devices/`` of the source tree this code runs from (a repository
+    root: it has a ``pyproject.toml``), else the package ``noisesim.profiles`` (the repository's ``devices/``,
+    mapped by setuptools for a wheel, ``pip install .`` and ``pip install -e .``). The source tree comes first
+    so that code run from a checkout (``PYTHONPATH``) never pairs with another checkout's editable-installed
+    profiles. UserError if the folder holds no profile."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and any((root / "devices").glob("*.yaml")):
+        folder = root / "devices"
+    else:
+        try:
+            folder = Path(str(resources.files(PACKAGE)))
+        except ModuleNotFoundError:
+            folder = root / "devices"  # a source tree without pyproject.toml: the repository root
     if not (folder.is_dir() and any(folder.glob("*.yaml"))):
         raise UserError(f"noisesim's shipped device profiles are missing (no {PACKAGE} package, nothing in"
                         f" {folder}); reinstall noisesim (pip install noisesim, or pip install -e . in its repository)")

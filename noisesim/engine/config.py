@@ -276,9 +276,10 @@ class SweepConfig(BaseModel):
     set: dict[str, list[Any]] = Field(default_factory=dict, description="sweep a profile parameter:"
                                       " COMPONENT.FIELD=V1,V2 (e.g. programming.scale=0.5,1,2; repeatable)")
     chips: int = Field(1, ge=1, le=MAX_REALIZATIONS, description="chips (device-to-device draws) per setting")
-    programs: int = Field(3, ge=1, le=MAX_REALIZATIONS, description="programmings per chip (noise realizations;"
-                          " Fig. 6's 'seeds')")
-    reads: int = Field(1, ge=1, le=MAX_REALIZATIONS, description="reads per programming (read-noise draws)")
+    programs: int = Field(3, ge=1, le=MAX_REALIZATIONS, description="programmings per chip (cycle-to-cycle"
+                          " write-to-write draws; Fig. 6's 'seeds')")
+    reads: int = Field(1, ge=1, le=MAX_REALIZATIONS, description="reads per programming (cycle-to-cycle"
+                       " read-to-read draws)")
     seed: int = Field(0, ge=0, le=2**62, description="base seed of the chip/program/read streams (not the number of"
                       " programmings: that is --programs)")
     data: list[str] = Field(default_factory=lambda: ["sst2-dev"], description="sst2-dev, sst2-train, or a"

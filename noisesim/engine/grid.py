@@ -62,13 +62,15 @@ class Setting:
         return hashlib.sha256(self.profile.spec.model_dump_json(serialize_as_any=True).encode()).hexdigest()[:16]
 
 
-def random_stages(profile: Profile) -> set[str]:
-    """The seed streams whose draws change this profile's weights ('chip', 'program', 'read')."""
+def random_stages(profile: Profile, t: float | None = None) -> set[str]:
+    """The seed streams whose draws change this profile's weights ('chip', 'program', 'read'), at any time or
+    at time ``t``: at t = 0 a drift's exponents ν (drawn at programming) change nothing."""
     stages: set[str] = set()
     for comp in profile.components:
         if comp.noiseless or comp.key == "levels":
             continue
-        stages.add(comp.stage)
+        if not (comp.key == "drift" and t == 0):
+            stages.add(comp.stage)
         if comp.key == "drift" and ((comp.spec.read_noise is not None and comp.spec.read_noise.scale > 0)
                                     or comp.spec.reference_reads > 0):
             stages.add("read")
@@ -377,10 +379,11 @@ def realizations(setting: Setting, config: SweepConfig, notices: list[str]) -> l
     collapse to one (they would repeat the same evaluation), with a notice."""
     if setting.profile.noiseless:
         return [(0.0, 0, 0, 0)]
-    stages = random_stages(setting.profile)
-    chips = config.chips if stages & {"chip", "program"} else 1
-    programs = config.programs if "program" in stages else 1
-    reads = config.reads if "read" in stages else 1
+    def levels(stages: set[str]) -> tuple[int, int, int]:
+        return (config.chips if stages & {"chip", "program"} else 1, config.programs if "program" in stages else 1,
+                config.reads if "read" in stages else 1)
+
+    chips, programs, reads = levels(random_stages(setting.profile))
     name = f"{setting.profile.name}" + (f" with {_show(setting.values)}" if setting.values else "")
     for flag, asked, kept, what in (("--chips", config.chips, chips, "chip-to-chip variation"),
                                     ("--programs", config.programs, programs, "programming noise"),
@@ -389,8 +392,17 @@ def realizations(setting: Setting, config: SweepConfig, notices: list[str]) -> l
             note = f"{name} has no {what}: {flag} {asked} would repeat one evaluation; evaluated once"
             if note not in notices:
                 notices.append(note)
+    at = {t: levels(random_stages(setting.profile, t)) for t in config.time}  # fewer at t = 0 for pure drift
+    fewer = at.get(0.0, (chips, programs, reads)) != (chips, programs, reads)
+    idle = 0.0 in at and random_stages(setting.profile, 0.0) != random_stages(setting.profile)
+    if fewer or (idle and not any(t > 0 for t in config.time)):
+        note = (f"{name}: drift acts only at t > 0; at time 0 the weights are as programmed"
+                + (", so realizations that differ only in the drift's draws are evaluated once there" if fewer else "")
+                + ("" if any(t > 0 for t in config.time) else "; give --time, e.g. --time 1d,1y"))
+        if note not in notices:
+            notices.append(note)
     return [(t, c, p, r) for c, p in itertools.product(range(chips), range(programs))
-            for t in config.time for r in range(reads)]
+            for t in config.time for r in range(reads) if c < at[t][0] and p < at[t][1] and r < at[t][2]]
 
 
 def build_cells(loaded: list[AnyCheckpoint], settings: list[Setting], config: SweepConfig,
