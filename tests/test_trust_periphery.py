@@ -1,0 +1,102 @@
+"""Hostile pass on --analog, sensitivity and the periphery: each test failed before its fix."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import assert_user_error, invoke
+
+KW = dict(max_length=16, batch_size=8, progress=False)
+
+
+@pytest.mark.parametrize("args, option", [
+    (["sweep", "--ckpt", "x", "--sigma", "0.01", "--sigma", "0.05"], "--sigma"),
+    (["sweep", "--ckpt", "x", "--programs", "1", "--programs", "2"], "--programs"),
+    (["sweep", "--ckpt", "x", "--twin", "--no-twin"], "--twin/--no-twin"),
+    (["sweep", "--ckpt", "x", "--out", "a", "--out", "b"], "--out"),
+    (["sensitivity", "--ckpt", "a", "--ckpt", "b", "--sigma", "0.05"], "--ckpt"),
+    (["sensitivity", "--ckpt", "a", "--profile", "pcm", "--profile", "rram"], "--profile"),
+    (["sensitivity", "--ckpt", "a", "--sigma", "0.05", "--data", "x.tsv", "--data", "y.tsv"], "--data"),
+    (["sensitivity", "--ckpt", "a", "--sigma", "0.05", "--by", "type", "--by", "block"], "--by"),
+])
+def test_a_single_value_option_given_twice_is_refused(args, option, tmp_path, monkeypatch):
+    """click keeps the last of a repeated one-value option: `sensitivity --ckpt A --ckpt B` measured B alone and
+    `sweep --sigma 0.01 --sigma 0.05` swept 0.05 alone, without a word."""
+    monkeypatch.chdir(tmp_path)
+    assert_user_error(invoke(*args), f"{option} is given more than once", "give it once")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_repeatable_options_stay_repeatable(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = invoke("sweep", "--ckpt", tmp_path / "nothing-here", "--analog", "q", "--analog", "k", "--profile", "pcm",
+                 "--profile", "rram", "--set", "programming.scale=1", "--set", "read.sigma=0.01",
+                 "--out", tmp_path / "o")
+    assert res.exit_code == 2 and "more than once" not in res.output, res.output
+
+
+def test_a_folder_swept_with_another_analog_selection_stays_reportable(tiny_ckpts, tiny_tsv, tmp_path):
+    """sweep.json recorded only the last sweep's axes, so after `--analog q` then a default sweep into one folder,
+    report / plot grouped without `analog` and refused the folder (the q and adapted rows 'repeat one setting')."""
+    import noisesim
+    from noisesim.engine.results import load_results
+    from noisesim.stats import summarize
+
+    out = tmp_path / "mixed"
+    ckpt = tiny_ckpts["grasp-w"]
+    noisesim.sweep(ckpt=ckpt, sigma="0.05", programs=2, data=tiny_tsv, analog="q", out=str(out), **KW)
+    noisesim.sweep(ckpt=ckpt, sigma="0.05", programs=2, data=tiny_tsv, out=str(out), **KW)
+    loaded = load_results(out)
+    assert "analog" in loaded.frame.attrs["axes"] and "analog" in loaded.meta["axes"]
+    summary = summarize(loaded.frame)
+    assert sorted(set(summary["analog"])) == ["adapted", "q"]
+    assert set(summary[~summary["clean"]]["count"]) == {2}  # never pooled across selections
+    res = invoke("report", out, "--out", tmp_path / "report.md")
+    assert res.exit_code == 0, res.output
+    assert "| adapted |" in (tmp_path / "report.md").read_text() and "| q |" in (tmp_path / "report.md").read_text()
+    # the other order too, and a sensitivity into a folder that holds a sweep
+    other = tmp_path / "other"
+    noisesim.sweep(ckpt=ckpt, sigma="0.05", programs=2, data=tiny_tsv, out=str(other), **KW)
+    noisesim.sweep(ckpt=ckpt, sigma="0.05", programs=2, data=tiny_tsv, analog="k", out=str(other), **KW)
+    assert invoke("report", other, "--out", tmp_path / "r2.md").exit_code == 0
+    noisesim.sensitivity(ckpt, sigma=0.05, by="type", programs=1, data=tiny_tsv, out=str(out), **KW)
+    assert invoke("report", out, "--out", tmp_path / "r3.md").exit_code == 0
+
+
+def test_sigma_whose_zero_is_not_clean(tiny_ckpts, tiny_tsv, tmp_path):
+    """`--sigma S --set periphery.adc.bits=4`: σ = 0 keeps the ADC, so the sweep has no clean reference. The sweep
+    printed '(σ=0: clean)' above it, and sensitivity said 'these options give 2' noise settings."""
+    common = ["--ckpt", tiny_ckpts["grasp-w"], "--data", tiny_tsv, "--max-length", 16, "--programs", 1]
+    res = invoke("sensitivity", *common, "--sigma", "0.05", "--set", "periphery.adc.bits=4", "--by", "type",
+                 "--out", tmp_path / "s")
+    assert_user_error(res, "σ = 0 still has other noise or a periphery",
+                      "--profile gaussian --set gaussian.sigma=0.05 --set periphery.adc.bits=4")
+    assert not (tmp_path / "s").exists()
+    ok = invoke("sensitivity", *common, "--profile", "gaussian", "--set", "gaussian.sigma=0.05", "--set",
+                "periphery.adc.bits=4", "--by", "type", "--out", tmp_path / "s")
+    assert ok.exit_code == 0, ok.output
+    sweep = invoke("sweep", *common, "--sigma", "0.05", "--set", "periphery.adc.bits=4", "--out", tmp_path / "w")
+    assert sweep.exit_code == 0, sweep.output
+    assert "σ=0: clean" not in sweep.output and "no clean reference" in sweep.output
+    plain = invoke("sweep", *common, "--sigma", "0.05", "--out", tmp_path / "w2")
+    assert "(σ=0: clean)" in plain.output
+
+
+@pytest.mark.parametrize("given, spelled, noted", [
+    ("q,block0.q", "q", "block0.q"),
+    ("block0,block0.k", "block0", "block0.k"),
+    ("q,q", "q", "q"),
+    ("block1.q,block0.ff1,block0.ff1", "block0.ff1,block1.q", "block0.ff1"),
+    ("block0.q,block0.k,block0.v,block0.o,block0.ff1,block0.ff2", "block0", None),
+    ("block0.q,k", "k,block0.q", None),
+])
+def test_one_layer_set_has_one_spelling(given, spelled, noted):
+    """`q,block0.q` names block0.q twice and was its own selection (another cell key, another axis value) beside
+    `q`; six blockN.ROLE items were not `blockN`."""
+    from noisesim.engine.config import SweepConfig
+
+    config = SweepConfig.build(ckpt=["x"], analog=given)
+    assert config.analog == [spelled]
+    if noted:
+        assert any(noted in n and "taken once" in n for n in config.notices), config.notices
+    else:
+        assert not config.notices
