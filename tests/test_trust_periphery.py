@@ -100,3 +100,17 @@ def test_one_layer_set_has_one_spelling(given, spelled, noted):
         assert any(noted in n and "taken once" in n for n in config.notices), config.notices
     else:
         assert not config.notices
+
+
+def test_heatmap_caption_counts_the_realizations_each_unit_had(tiny_ckpts, tiny_tsv, tmp_path, monkeypatch):
+    """The caption said 'mean over chips × programs × reads' even where levels collapse: Gaussian noise has no read
+    stage, so --chips 3 --programs 2 --reads 2 gives 6 realizations per unit, and the caption said 12."""
+    import noisesim
+    from noisesim import plots
+
+    seen = []
+    real = plots.sensitivity_heatmap
+    monkeypatch.setattr(plots, "sensitivity_heatmap", lambda *a: seen.append(a[-1]) or real(*a))
+    result = noisesim.sensitivity(tiny_ckpts["grasp-w"], sigma=0.05, by="type", chips=3, programs=2, reads=2,
+                                  data=tiny_tsv, out=str(tmp_path / "s"), **KW)
+    assert set(result.table["count"]) == {6} and seen == [6]

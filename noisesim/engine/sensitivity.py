@@ -60,8 +60,10 @@ def plan(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, **optio
     by = check_by(by)
     for name in SET_BY_SENSITIVITY:
         if name in options:
-            raise UserError(f"sensitivity sets {name} itself (drop it; to evaluate one selection use noisesim sweep"
-                            " --analog)")
+            raise UserError(f"sensitivity sets {name} itself (drop it" + (
+                "; to evaluate one selection use noisesim sweep --analog)" if name == "analog" else
+                ": it takes one checkpoint, never its twin)" if name == "twin" else
+                ": it always writes sensitivity.csv with results.parquet)"))
     if profile is None and sigma is None:
         raise UserError("sensitivity needs a noise setting: give --sigma S (one value) or --profile P")
     base = SweepConfig.build(ckpt=ckpt, sigma=sigma, profile=profile, twin=False, out=out, **options)
@@ -136,8 +138,8 @@ def sensitivity(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, 
         from noisesim.plots import sensitivity_heatmap
 
         title = f"{result.frame['checkpoint'].iloc[0]} under {setting}"
-        paths["heatmap"] = sensitivity_heatmap(table, folder / HEATMAP, by, title, config.programs * config.chips
-                                               * config.reads)
+        # the realizations each unit had: levels the profile draws nothing from collapse (gaussian: no chips, reads)
+        paths["heatmap"] = sensitivity_heatmap(table, folder / HEATMAP, by, title, int(table["count"].max()))
         outcome.paths = paths
         result.paths = paths
     return outcome
