@@ -114,3 +114,30 @@ def test_heatmap_caption_counts_the_realizations_each_unit_had(tiny_ckpts, tiny_
     result = noisesim.sensitivity(tiny_ckpts["grasp-w"], sigma=0.05, by="type", chips=3, programs=2, reads=2,
                                   data=tiny_tsv, out=str(tmp_path / "s"), **KW)
     assert set(result.table["count"]) == {6} and seen == [6]
+
+
+def test_analog_head_of_a_peft_adapter_skips_the_replaced_classifier(tmp_path, tiny_tsv):
+    """A PEFT IA3 adapter's classifier is a ModulesToSaveWrapper: the forward pass runs `modules_to_save.default`;
+    `--analog-head` also programmed `classifier.original_module`, which computes nothing (a dead, counted layer)."""
+    from peft import IA3Config, get_peft_model
+    from test_external import tiny_classifier
+    from transformers import AutoModelForSequenceClassification
+
+    from noisesim.engine.analog import head_layers
+    from noisesim.external import build_external, read_external, release
+
+    base_dir, adapter_dir = tmp_path / "base", tmp_path / "ia3"
+    model, tokenizer = tiny_classifier("bert")
+    model.save_pretrained(base_dir)
+    tokenizer.save_pretrained(base_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(str(base_dir))  # the adapter names its base folder
+    peft = get_peft_model(model, IA3Config(task_type="SEQ_CLS", target_modules=["key", "value", "output.dense"],
+                                           feedforward_modules=["output.dense"]))
+    peft.save_pretrained(adapter_dir)
+    backbone = build_external(read_external(adapter_dir))
+    try:
+        heads = head_layers(backbone.model, backbone.family)
+    finally:
+        release(backbone)
+    assert not [n for n in heads if "original_module" in n.split(".")], heads
+    assert any(n.endswith("classifier.modules_to_save.default") for n in heads), heads
