@@ -431,7 +431,8 @@ def sensitivity(
     meta = result.sweep.meta
     reused = meta.get("cells_reused", 0)
     typer.echo(f"accuracy drop per {by} of {result.sweep.frame['checkpoint'].iloc[0]} under {result.setting}"
-               f" (clean − noisy, ± std over {int(result.table['count'].max())} realization(s); the rest clean)"
+               f" (clean − noisy, ± std over {int(result.table['count'].max())} realization(s);"
+               + (" the head analog in every unit," if meta.get("analog_head") else "") + " the rest clean)"
                + (f"; {reused} of {meta['cells']} cells were already stored" if reused else ""))
     typer.echo(text_table(result.table))
     for path in result.paths.values():

@@ -141,3 +141,22 @@ def test_analog_head_of_a_peft_adapter_skips_the_replaced_classifier(tmp_path, t
         release(backbone)
     assert not [n for n in heads if "original_module" in n.split(".")], heads
     assert any(n.endswith("classifier.modules_to_save.default") for n in heads), heads
+
+
+def test_sensitivity_with_the_head_analog_says_so(tiny_ckpts, tiny_tsv, tmp_path, monkeypatch):
+    """With --analog-head every unit's cells also program the head, yet the table said 'the rest clean' (and so did
+    the heatmap's title): each unit's drop includes the head's."""
+    from noisesim import plots
+
+    titles = []
+    real = plots.sensitivity_heatmap
+    monkeypatch.setattr(plots, "sensitivity_heatmap", lambda *a: titles.append(a[3]) or real(*a))
+    common = ["--ckpt", tiny_ckpts["grasp-w"], "--data", tiny_tsv, "--max-length", 16, "--programs", 1, "--by", "type",
+              "--sigma", "0.05"]
+    res = invoke("sensitivity", *common, "--analog-head", "--out", tmp_path / "h")
+    assert res.exit_code == 0, res.output
+    assert "the head analog in every unit, the rest clean" in res.output and "head analog" in titles[-1]
+    plain = invoke("sensitivity", *common, "--out", tmp_path / "p")
+    header = next(line for line in plain.output.splitlines() if "accuracy drop per" in line)
+    header = header.split("accuracy drop per")[1]  # after the progress bar's carriage returns
+    assert "head" not in header and "the rest clean" in header and "head" not in titles[-1]

@@ -137,7 +137,8 @@ def sensitivity(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, 
         atomic_write(paths["table"], lambda p: table.to_csv(p, index=False))
         from noisesim.plots import sensitivity_heatmap
 
-        title = f"{result.frame['checkpoint'].iloc[0]} under {setting}"
+        title = f"{result.frame['checkpoint'].iloc[0]} under {setting}" + (
+            "; the head analog in every unit" if config.analog_head else "")
         # the realizations each unit had: levels the profile draws nothing from collapse (gaussian: no chips, reads)
         paths["heatmap"] = sensitivity_heatmap(table, folder / HEATMAP, by, title, int(table["count"].max()))
         outcome.paths = paths
