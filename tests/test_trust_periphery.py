@@ -160,3 +160,15 @@ def test_sensitivity_with_the_head_analog_says_so(tiny_ckpts, tiny_tsv, tmp_path
     header = next(line for line in plain.output.splitlines() if "accuracy drop per" in line)
     header = header.split("accuracy drop per")[1]  # after the progress bar's carriage returns
     assert "head" not in header and "the rest clean" in header and "head" not in titles[-1]
+
+
+@pytest.mark.parametrize("item, hint", [("query", "'*.query'"), ("Block0", "'block0'"), ("block", "'block0'"),
+                                        ("Q", "'q'"), ("qq", "'q'")])
+def test_an_unknown_analog_item_gets_a_hint(item, hint):
+    """`--analog query` (a module's own name) and `--analog Block0` were refused with no did-you-mean."""
+    from noisesim.engine.config import SweepConfig
+    from noisesim.errors import UserError
+
+    with pytest.raises(UserError, match="did you mean") as info:
+        SweepConfig.build(ckpt=["x"], analog=item)
+    assert hint in str(info.value)

@@ -160,7 +160,13 @@ def normalize_analog(value: Any) -> str:
         elif any(c in item for c in ".*?[") and _PATTERN_CHARS.match(item):
             patterns.add(item)
         else:
-            hint = difflib.get_close_matches(item, [*LAYER_PRESETS["all"], *ANALOG_WHOLE], n=1)
+            hint = difflib.get_close_matches(item.lower(), [*LAYER_PRESETS["all"], *ANALOG_WHOLE], n=1)
+            if _BLOCK.match(item.lower()):  # Block0
+                hint = [item.lower()]
+            elif item.lower() == "block":
+                hint = ["block0"]
+            elif not hint and re.fullmatch(r"[A-Za-z0-9_]+", item):  # a module's own name, e.g. query: a pattern
+                hint = [f"*.{item}"]
             raise UserError(f"--analog: unknown item {item!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
                             + f"; give adapted, all, or roles ({','.join(LAYER_PRESETS['all'])}), blockN,"
                             " blockN.ROLE or a module pattern like encoder.layer.0.*")
