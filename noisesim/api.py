@@ -267,8 +267,25 @@ def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepCon
         config = config.model_copy(update={"out": str(Path.cwd() / f"noisesim-sweep-{stamp}")})
     result = run(config=config, progress=progress)
     if config.out is not None:
+        record_folder_axes(result, Path(config.out))
         result.paths = write_outputs(result, Path(config.out), csv=config.csv)
     return result
+
+
+def record_folder_axes(result: SweepResult, out: Path) -> None:
+    """``result.meta['axes']`` (what sweep.json records, and what ``report`` / ``plot`` group by) joined with the axes
+    the folder's table already records: an earlier sweep into the folder may have had another axis (an ``--analog``
+    selection, a ``--set`` path) whose rows are still there, and grouping without it would pool them (or refuse the
+    folder as holding repeated cells)."""
+    from noisesim.engine.results import ResultsFolder
+
+    stored = ResultsFolder(out).read_table().attrs.get("axes") or []
+    axes = list(result.meta.get("axes") or [])
+    for i, axis in enumerate(stored):
+        if axis not in axes:
+            after = next((a for a in reversed(stored[:i]) if a in axes), None)
+            axes.insert(axes.index(after) + 1 if after is not None else 0, axis)
+    result.meta["axes"] = axes
 
 
 def sensitivity(ckpt: str, profile: str | None = None, sigma=None, *, by: str = "layer", out: str | None = None,

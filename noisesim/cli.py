@@ -12,7 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 try:  # typer >= 0.20 carries its own copy of click
     from typer._click import exceptions as click
@@ -260,6 +260,29 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+class OnceCommand(TyperCommand):
+    """sweep and sensitivity: an option that takes one value, given twice (``--sigma 0.01 --sigma 0.05``,
+    ``--ckpt A --ckpt B`` on sensitivity, ``--twin --no-twin``), is a usage error; click would keep the last value
+    and drop the others without a word."""
+
+    def parse_args(self, ctx, args):
+        if not ctx.resilient_parsing:
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+            seen: set[str] = set()
+            for param in order:
+                if (getattr(param, "param_type_name", "") != "option" or getattr(param, "multiple", False)
+                        or getattr(param, "count", False) or getattr(param, "is_eager", False)):
+                    continue
+                if param.name in seen:
+                    names = "/".join([*param.opts, *param.secondary_opts])
+                    raise click.UsageError(f"{names} is given more than once; it takes one value (the last would"
+                                           " silently win): give it once" + (
+                                               ", with several values comma-separated (e.g. --sigma 0.01,0.05)"
+                                               if param.name in ("sigma", "time") else ""), ctx)
+                seen.add(param.name)
+        return super().parse_args(ctx, args)
+
+
 def sweep_option(name: str, *decls: str, default_text: str | None = None):
     """A sweep option whose help text and default come from ``SweepConfig``. Its value is None when not given
     here (a --config file may set it), so the default is shown as text: ``default_text`` or the field's."""
@@ -275,7 +298,7 @@ def sweep_option(name: str, *decls: str, default_text: str | None = None):
     return typer.Option(None, *decls, help=field.description, show_default=shown)
 
 
-@app.command()
+@app.command(cls=OnceCommand)
 @user_errors
 def sweep(
     ckpt: list[str] = sweep_option("ckpt", "--ckpt"),
@@ -337,7 +360,12 @@ def sweep(
         typer.echo(f"note: {note}", err=True)
     summary = summarize(result.frame)
     reused = result.meta.get("cells_reused", 0)
-    clean = "σ=0: clean" if cfg.sigma is not None else "ideal: clean"
+    references = result.frame[result.frame["clean"].astype(bool)]
+    if not len(references):  # --sigma on a profile whose σ = 0 still has other noise or a periphery
+        clean = ("no clean reference: σ=0 keeps the profile's other noise or periphery; for one, give --profile P"
+                 " --set gaussian.sigma=… instead of --sigma")
+    else:
+        clean = "ideal: clean" if references["profile"].eq("ideal").all() else "σ=0: clean"
     noisy = result.frame[~result.frame["clean"]]
     chips, programs, reads = (int(noisy[c].nunique()) if len(noisy) else 1 for c in ("chip", "program", "read"))
     typer.echo(f"accuracy (%) on {', '.join(result.frame['data'].unique())}, mean ± std over {chips} chip(s)"
@@ -361,7 +389,7 @@ def sweep(
         typer.echo(f"wrote {path}")
 
 
-@app.command()
+@app.command(cls=OnceCommand)
 @user_errors
 def sensitivity(
     ckpt: str = typer.Option(..., "--ckpt", help="checkpoint name or folder (also a Hugging Face or PEFT folder)"),
@@ -407,7 +435,8 @@ def sensitivity(
     meta = result.sweep.meta
     reused = meta.get("cells_reused", 0)
     typer.echo(f"accuracy drop per {by} of {result.sweep.frame['checkpoint'].iloc[0]} under {result.setting}"
-               f" (clean − noisy, ± std over {int(result.table['count'].max())} realization(s); the rest clean)"
+               f" (clean − noisy, ± std over {int(result.table['count'].max())} realization(s);"
+               + (" the head analog in every unit," if meta.get("analog_head") else "") + " the rest clean)"
                + (f"; {reused} of {meta['cells']} cells were already stored" if reused else ""))
     typer.echo(text_table(result.table))
     for path in result.paths.values():

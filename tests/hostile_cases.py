@@ -78,7 +78,8 @@ TRAIN = ["train", "--method", "grasp-w", "--k", "2", "--model", "{model}", "--st
 
 
 def sweep(*extra):
-    return [*SWEEP, *extra, "--out", "{work}/res"] if "--out" not in extra else [*SWEEP, *extra]
+    base = SWEEP[:-2] if "--programs" in extra else SWEEP  # a one-value option is given once (twice is refused)
+    return [*base, *extra, "--out", "{work}/res"] if "--out" not in extra else [*base, *extra]
 
 
 def train(*extra):

@@ -75,7 +75,23 @@ def head_layers(model: nn.Module, family: str) -> list[str]:
         return [n for n, m in model.named_modules() if n.startswith("head.") and _programmable(m)
                 and not n.startswith(inside)]
     return [n for n, m in model.named_modules() if n and n not in encoder and _programmable(m)
-            and not n.startswith(inside)]
+            and not n.startswith(inside) and not _replaced_copy(model, n)]
+
+
+def _replaced_copy(model: nn.Module, name: str) -> bool:
+    """True for a layer inside peft's ``ModulesToSaveWrapper.original_module`` (a PEFT adapter's classifier): the
+    forward pass runs the trained copy (``modules_to_save.<adapter>``), so the original computes nothing."""
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if part == "original_module":
+            wrapper = model.get_submodule(".".join(parts[:i])) if i else model
+            saved = getattr(wrapper, "modules_to_save", None)
+            active = getattr(wrapper, "active_adapter", None)
+            active = active if isinstance(active, list | tuple) else [active]
+            if saved is not None and not getattr(wrapper, "disable_adapters", False) and any(
+                    a in saved for a in active if isinstance(a, str)):
+                return True
+    return False
 
 
 def _matches(name: str, pattern: str) -> bool:

@@ -160,10 +160,27 @@ def normalize_analog(value: Any) -> str:
         elif any(c in item for c in ".*?[") and _PATTERN_CHARS.match(item):
             patterns.add(item)
         else:
-            hint = difflib.get_close_matches(item, [*LAYER_PRESETS["all"], *ANALOG_WHOLE], n=1)
+            hint = difflib.get_close_matches(item.lower(), [*LAYER_PRESETS["all"], *ANALOG_WHOLE], n=1)
+            if _BLOCK.match(item.lower()):  # Block0
+                hint = [item.lower()]
+            elif item.lower() == "block":
+                hint = ["block0"]
+            elif not hint and re.fullmatch(r"[A-Za-z0-9_]+", item):  # a module's own name, e.g. query: a pattern
+                hint = [f"*.{item}"]
             raise UserError(f"--analog: unknown item {item!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
                             + f"; give adapted, all, or roles ({','.join(LAYER_PRESETS['all'])}), blockN,"
                             " blockN.ROLE or a module pattern like encoder.layer.0.*")
+    notes = _NOTICES.get()
+    repeated = [item for i, item in enumerate(items) if item in items[:i]]
+    for n in sorted({n for n, _ in blocks}):  # every layer type of block N is blockN
+        if {r for b, r in blocks if b == n} >= set(LAYER_PRESETS["all"]):
+            blocks = {(b, r) for b, r in blocks if b != n} | {(n, None)}
+    covered = {(n, r) for n, r in blocks if r is not None and (r in roles or (n, None) in blocks)}
+    if covered:  # block0.q next to q or block0: one layer named twice, one spelling
+        blocks -= covered
+        repeated += [f"block{n}.{r}" for n, r in sorted(covered)]
+    if repeated and notes is not None:
+        notes.append(f"--analog {text}: {', '.join(dict.fromkeys(repeated))} selected more than once; taken once")
     if roles == set(LAYER_PRESETS["all"]):  # every layer type of every block: all
         return "all"
     order = {r: i for i, r in enumerate(LAYER_PRESETS["all"])}

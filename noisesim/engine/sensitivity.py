@@ -60,8 +60,10 @@ def plan(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, **optio
     by = check_by(by)
     for name in SET_BY_SENSITIVITY:
         if name in options:
-            raise UserError(f"sensitivity sets {name} itself (drop it; to evaluate one selection use noisesim sweep"
-                            " --analog)")
+            raise UserError(f"sensitivity sets {name} itself (drop it" + (
+                "; to evaluate one selection use noisesim sweep --analog)" if name == "analog" else
+                ": it takes one checkpoint, never its twin)" if name == "twin" else
+                ": it always writes sensitivity.csv with results.parquet)"))
     if profile is None and sigma is None:
         raise UserError("sensitivity needs a noise setting: give --sigma S (one value) or --profile P")
     base = SweepConfig.build(ckpt=ckpt, sigma=sigma, profile=profile, twin=False, out=out, **options)
@@ -72,7 +74,18 @@ def plan(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, **optio
     if len(base.time) != 1:
         raise UserError(f"sensitivity takes one time (got {len(base.time)}: give one --time value)")
     notices: list[str] = []
-    noisy = [s for s in build_settings(base, notices) if not s.profile.noiseless]
+    settings = build_settings(base, notices)
+    if base.sigma is not None:
+        for s in settings:
+            if s.values.get("gaussian.sigma") == 0 and not s.profile.noiseless:
+                value = next(v for v in base.sigma if v > 0)
+                where = [f"--set {k}={v}" for k, v in s.values.items() if k != "gaussian.sigma"]
+                raise UserError(f"with --sigma, σ = 0 is the clean reference, but {s.profile.name!r} at σ = 0 still"
+                                " has other noise or a periphery, so no unit would have a clean accuracy: give"
+                                f" --profile {base.profile[0] if base.profile else 'gaussian'}"
+                                f" --set gaussian.sigma={value:g}" + "".join(f" {w}" for w in where)
+                                + " instead (the ideal profile is then the clean reference)")
+    noisy = [s for s in settings if not s.profile.noiseless]
     if len(noisy) != 1:
         raise UserError(f"sensitivity takes one noise setting; these options give {len(noisy)} (give one --sigma"
                         " value, one --profile and one value per --set)")
@@ -115,15 +128,19 @@ def sensitivity(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, 
     table = drop_table(result.frame, units)
     outcome = SensitivityResult(table, result, by, setting)
     if config.out is not None:
+        from noisesim.api import record_folder_axes
+
         folder = Path(config.out)
+        record_folder_axes(result, folder)
         written = write_results(result, folder)
         paths = {"results": written["results"], "meta": written["meta"], "table": folder / TABLE}
         atomic_write(paths["table"], lambda p: table.to_csv(p, index=False))
         from noisesim.plots import sensitivity_heatmap
 
-        title = f"{result.frame['checkpoint'].iloc[0]} under {setting}"
-        paths["heatmap"] = sensitivity_heatmap(table, folder / HEATMAP, by, title, config.programs * config.chips
-                                               * config.reads)
+        title = f"{result.frame['checkpoint'].iloc[0]} under {setting}" + (
+            "; the head analog in every unit" if config.analog_head else "")
+        # the realizations each unit had: levels the profile draws nothing from collapse (gaussian: no chips, reads)
+        paths["heatmap"] = sensitivity_heatmap(table, folder / HEATMAP, by, title, int(table["count"].max()))
         outcome.paths = paths
         result.paths = paths
     return outcome
