@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from conftest import assert_user_error, invoke
 
@@ -76,7 +77,10 @@ def test_sigma_whose_zero_is_not_clean(tiny_ckpts, tiny_tsv, tmp_path):
     assert ok.exit_code == 0, ok.output
     sweep = invoke("sweep", *common, "--sigma", "0.05", "--set", "periphery.adc.bits=4", "--out", tmp_path / "w")
     assert sweep.exit_code == 0, sweep.output
-    assert "σ=0: clean" not in sweep.output and "no clean reference" in sweep.output
+    assert "σ=0: clean" not in sweep.output and "(ideal: clean)" in sweep.output  # the ideal reference is added
+    assert "the ideal profile is added as the clean reference" in sweep.output
+    rows = pd.read_parquet(tmp_path / "w" / "results.parquet")
+    assert sorted(rows[rows["clean"]]["profile"]) == ["ideal"] and (rows["sigma"] == 0).sum() == 1  # σ=0: the ADC
     plain = invoke("sweep", *common, "--sigma", "0.05", "--out", tmp_path / "w2")
     assert "(σ=0: clean)" in plain.output
 
@@ -172,3 +176,14 @@ def test_an_unknown_analog_item_gets_a_hint(item, hint):
     with pytest.raises(UserError, match="did you mean") as info:
         SweepConfig.build(ckpt=["x"], analog=item)
     assert hint in str(info.value)
+
+
+def test_sensitivity_interval_stays_within_possible_drops():
+    """Two realizations far apart give a Student-t half-width (12.7·s/√2) beyond ±100 points; a drop lies in
+    [clean − 1, clean], and so does its interval."""
+    from noisesim.engine.sensitivity import drop_table
+
+    frame = pd.DataFrame({"analog": ["block0.q"] * 3, "clean": [True, False, False], "accuracy": [0.8, 0.1, 0.9]})
+    row = drop_table(frame, [{"unit": "block0.q", "layers": 1}]).iloc[0]
+    assert row["drop"] == pytest.approx(0.3) and row["std"] == pytest.approx(0.8 / 2 ** 0.5)
+    assert row["drop_ci95_low"] == pytest.approx(-0.2) and row["drop_ci95_high"] == pytest.approx(0.8)

@@ -128,7 +128,7 @@ class AdcSpec(ConverterSpec):
 
 
 class OutputNoiseSpec(Spec):
-    sigma: NonNeg = 0.0
+    sigma: NonNeg  # relative to the ADC range; 0 switches it off
 
 
 class TileSpec(Spec):

@@ -122,6 +122,11 @@ def build_settings(config: SweepConfig, notices: list[str]) -> list[Setting]:
                 continue
             seen[setting.spec_hash] = values
             settings.append(setting)
+    if sigmas is not None and not any(s.profile.noiseless for s in settings):
+        # σ = 0 keeps other noise or a periphery: the ideal profile is the clean reference, σ = 0 a setting
+        notices.append("σ = 0 keeps the profile's other noise or periphery: the ideal profile is added as the"
+                       " clean reference")
+        settings.insert(0, Setting(protocol_profile("ideal", notices), {}))
     return settings
 
 

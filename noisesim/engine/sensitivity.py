@@ -162,7 +162,8 @@ def drop_table(frame: pd.DataFrame, units: list[dict]) -> pd.DataFrame:
         half = float(student_t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else math.nan
         drop = ref - mean
         rows.append({**unit, "clean": ref, "mean": mean, "drop": drop, "std": sd, "count": n,
-                     "drop_ci95_low": drop - half, "drop_ci95_high": drop + half})
+                     # an accuracy lies in [0, 1], so a drop lies in [clean − 1, clean]: so does its interval
+                     "drop_ci95_low": max(drop - half, ref - 1), "drop_ci95_high": min(drop + half, ref)})
     return pd.DataFrame(rows)
 
 
