@@ -46,9 +46,11 @@ class SplitNormal:
     def __init__(self, gen: torch.Generator):
         self.gens = (gen, generator(gen.initial_seed(), "second half"))
 
-    def __call__(self, shape: torch.Size | tuple[int, ...], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    def __call__(self, shape: torch.Size | tuple[int, ...], dtype: torch.dtype = torch.float32,
+                 out: torch.Tensor | None = None) -> torch.Tensor:
+        """N(0, 1) of ``shape``, in ``out`` (a contiguous CPU tensor of that shape) or a new tensor."""
         global _FILLER
-        out = torch.empty(shape, dtype=dtype)
+        out = torch.empty(shape, dtype=dtype) if out is None else out
         flat = out.view(-1)
         half = flat.numel() // 2
         first, second = flat[:half], flat[half:]

@@ -341,6 +341,7 @@ class PeripheryHook:
             self.read_var = None if self.mvm_read.per_output else [var[:, sl].t().contiguous() for sl in self.slices]
         self.input_range: torch.Tensor | None = None
         self.scratch: torch.Tensor | None = None
+        self.noise: torch.Tensor | None = None
         self.output_range: torch.Tensor | None = None  # (P, 1, out): each row tile's ADC range per output
         layer.forward = self.forward
 
@@ -400,7 +401,7 @@ class PeripheryHook:
                 self._calibrate_adc(partial)
             for p, y in enumerate(partial):  # in place: y + σ·R·ε, then quantized
                 if self.normal is not None:
-                    y.addcmul_(self.normal(y.shape, y.dtype).to(y.device), self.noise_scale[p])
+                    y.addcmul_(self._draw(y), self.noise_scale[p])
                 quantize(y, self.output_range[p], adc.spec.bits, out=y)
         out = partial[0]
         for y in partial[1:]:
@@ -408,6 +409,13 @@ class PeripheryHook:
         if layer.bias is not None:
             out = out.add_(layer.bias)
         return out.view(*lead, out.shape[-1])
+
+    def _draw(self, y: torch.Tensor) -> torch.Tensor:
+        """Output noise ε ~ N(0, 1) shaped like y, drawn into a buffer kept between MVMs (no fresh memory)."""
+        n = y.numel()
+        if self.noise is None or self.noise.numel() < n or self.noise.dtype != y.dtype:
+            self.noise = torch.empty(n, dtype=y.dtype)
+        return self.normal(y.shape, y.dtype, out=self.noise[:n].view(y.shape)).to(y.device)
 
     def _ir_drop(self, xp: torch.Tensor, wp: torch.Tensor, p: int) -> torch.Tensor:
         """Δy of row tile ``p`` (N, out), see ``IrDrop``."""
