@@ -26,7 +26,7 @@ from noisesim.configs import DEFAULT_BACKBONE, MethodConfig, TrainConfig, check_
 from noisesim.data import load_table
 from noisesim.devices import load_profile
 from noisesim.engine.config import SweepConfig, load_sweep_config
-from noisesim.engine.results import SweepResult, load_results, write_results
+from noisesim.engine.results import SweepResult, load_results, record_folder_axes, write_results
 from noisesim.engine.run import make_config, run
 from noisesim.errors import UserError
 from noisesim.methods import inject
@@ -272,30 +272,22 @@ def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepCon
     return result
 
 
-def record_folder_axes(result: SweepResult, out: Path) -> None:
-    """``result.meta['axes']`` (what sweep.json records, and what ``report`` / ``plot`` group by) joined with the axes
-    the folder's table already records: an earlier sweep into the folder may have had another axis (an ``--analog``
-    selection, a ``--set`` path) whose rows are still there, and grouping without it would pool them (or refuse the
-    folder as holding repeated cells)."""
-    from noisesim.engine.results import ResultsFolder
-
-    stored = ResultsFolder(out).read_table().attrs.get("axes") or []
-    axes = list(result.meta.get("axes") or [])
-    for i, axis in enumerate(stored):
-        if axis not in axes:
-            after = next((a for a in reversed(stored[:i]) if a in axes), None)
-            axes.insert(axes.index(after) + 1 if after is not None else 0, axis)
-    result.meta["axes"] = axes
-
-
 def sensitivity(ckpt: str, profile: str | None = None, sigma=None, *, by: str = "layer", out: str | None = None,
                 progress: bool = True, **options):
     """Accuracy drop per layer / block / layer type of one checkpoint under one noise setting, each unit analog
     alone (``noisesim.engine.sensitivity``); returns a ``SensitivityResult`` (``.table``, ``.sweep``,
-    ``.paths``)."""
+    ``.paths``: with ``out``, the stored results, sensitivity.csv and the heatmap sensitivity.png)."""
+    from noisesim.engine.sensitivity import HEATMAP
     from noisesim.engine.sensitivity import sensitivity as run_sensitivity
+    from noisesim.plots import sensitivity_heatmap
 
-    return run_sensitivity(ckpt, profile, sigma, by=by, out=out, progress=progress, **options)
+    outcome = run_sensitivity(ckpt, profile, sigma, by=by, out=out, progress=progress, **options)
+    if "table" in outcome.paths:  # written: the heatmap beside the table
+        # the realizations each unit had: levels the profile draws nothing from collapse (gaussian: no chips, reads)
+        outcome.paths["heatmap"] = sensitivity_heatmap(
+            outcome.table, outcome.paths["table"].parent / HEATMAP, outcome.by, outcome.title,
+            int(outcome.table["count"].max()))
+    return outcome
 
 
 def write_outputs(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:

@@ -415,7 +415,7 @@ def sensitivity(
 ):
     """Accuracy drop per layer, block or layer type: each unit analog alone under one noise setting, the rest
     clean. Table (printed, sensitivity.csv), heatmap (sensitivity.png); a sweep's store, so a rerun resumes."""
-    from noisesim.engine.sensitivity import sensitivity as run_sensitivity
+    from noisesim.api import sensitivity as run_sensitivity
     from noisesim.engine.sensitivity import text_table
 
     given = {"time": time, "set": set_ or None, "chips": chips, "programs": programs, "reads": reads, "seed": seed,

@@ -292,3 +292,17 @@ def write_results(result: SweepResult, out: Path, csv: bool = False) -> dict[str
     paths["meta"] = out / "sweep.json"
     atomic_write(paths["meta"], lambda p: p.write_text(json.dumps(result.meta, indent=2, default=str)))
     return paths
+
+
+def record_folder_axes(result, out: Path) -> None:
+    """``result.meta['axes']`` (what sweep.json records, and what ``report`` / ``plot`` group by) joined with the axes
+    the folder's table already records: an earlier sweep into the folder may have had another axis (an ``--analog``
+    selection, a ``--set`` path) whose rows are still there, and grouping without it would pool them (or refuse the
+    folder as holding repeated cells)."""
+    stored = ResultsFolder(out).read_table().attrs.get("axes") or []
+    axes = list(result.meta.get("axes") or [])
+    for i, axis in enumerate(stored):
+        if axis not in axes:
+            after = next((a for a in reversed(stored[:i]) if a in axes), None)
+            axes.insert(axes.index(after) + 1 if after is not None else 0, axis)
+    result.meta["axes"] = axes

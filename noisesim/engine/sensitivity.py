@@ -38,6 +38,7 @@ class SensitivityResult:
     sweep: object
     by: str
     setting: str
+    title: str = ""
     paths: dict[str, Path] = field(default_factory=dict)
 
 
@@ -116,7 +117,8 @@ def sensitivity(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, 
     ``time``), each unit analog alone and the rest clean, over ``programs`` (× ``chips`` × ``reads``) realizations.
     Other options are the sweep's (``data``, ``layers``, ``analog_head``, ``seed``, ``workers``, ``max_length``,
     ``batch_size``, …). With ``out`` (a folder, or 'auto'), cells are stored and resumed as a sweep's, and
-    sensitivity.csv and the heatmap sensitivity.png are written there with results.parquet and sweep.json."""
+    sensitivity.csv is written there with results.parquet and sweep.json (``noisesim.api.sensitivity`` adds
+    the heatmap sensitivity.png)."""
     from noisesim.engine.results import write_results
     from noisesim.engine.run import run
     from noisesim.textio import atomic_write
@@ -126,22 +128,18 @@ def sensitivity(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, 
     config, units, setting = plan(ckpt, profile, sigma, by=by, out=out, **options)
     result = run(config=config, progress=progress)
     table = drop_table(result.frame, units)
-    outcome = SensitivityResult(table, result, by, setting)
+    title = f"{result.frame['checkpoint'].iloc[0]} under {setting}" + (
+        "; the head analog in every unit" if config.analog_head else "")
+    outcome = SensitivityResult(table, result, by, setting, title)
     if config.out is not None:
-        from noisesim.api import record_folder_axes
+        from noisesim.engine.results import record_folder_axes
 
         folder = Path(config.out)
         record_folder_axes(result, folder)
         written = write_results(result, folder)
         paths = {"results": written["results"], "meta": written["meta"], "table": folder / TABLE}
         atomic_write(paths["table"], lambda p: table.to_csv(p, index=False))
-        from noisesim.plots import sensitivity_heatmap
-
-        title = f"{result.frame['checkpoint'].iloc[0]} under {setting}" + (
-            "; the head analog in every unit" if config.analog_head else "")
-        # the realizations each unit had: levels the profile draws nothing from collapse (gaussian: no chips, reads)
-        paths["heatmap"] = sensitivity_heatmap(table, folder / HEATMAP, by, title, int(table["count"].max()))
-        outcome.paths = paths
+        outcome.paths = paths  # the heatmap (HEATMAP) is drawn by noisesim.api.sensitivity, which adds its path
         result.paths = paths
     return outcome
 
