@@ -291,7 +291,8 @@ def test_console_script_error_is_one_line(tmp_path):
 
 
 def sweep_argv(env, *extra, out="res"):
-    return ["sweep", "--ckpt", env.ckpts["grasp-w"], "--data", env.tsv, "--programs", "2", *extra,
+    programs = [] if "--programs" in extra else ["--programs", "2"]  # an option given twice is refused
+    return ["sweep", "--ckpt", env.ckpts["grasp-w"], "--data", env.tsv, *programs, *extra,
             "--out", str(env.work / out)]
 
 
