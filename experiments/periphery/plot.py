@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -104,6 +105,11 @@ def main() -> None:
             md.append(f"| {r['unit']} | {100 * r['drop']:.2f} ± {100 * r['std']:.2f} |"
                       f" [{100 * r['drop_ci95_low']:.2f}, {100 * r['drop_ci95_high']:.2f}] | {r['count']} |")
         md += ["", f"![sensitivity {title}]({folder}/sensitivity.png)", ""]
+    timings = HERE / "timings.json"
+    if timings.exists():
+        t = {k: v for k, v in json.loads(timings.read_text()).items() if k != "note"}
+        md += [f"CPU time (user, single-threaded): {', '.join(f'{k} {v} s' for k, v in t.items())}; in all"
+               f" {sum(t.values())} s = {sum(t.values()) / 3600:.1f} CPU-hours.", ""]
     (HERE / "periphery.md").write_text("\n".join(md) + "\n")
     print(f"wrote {HERE / 'periphery.md'}")
 
