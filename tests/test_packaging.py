@@ -94,6 +94,7 @@ def test_installed_wheel_finds_its_profiles(wheel, tmp_path):
     got = json.loads(ran.stdout.splitlines()[-1])
     folder = Path(purelib) / "noisesim"
     assert Path(got["init"]) == folder / "__init__.py"
-    assert sorted(got["known"]) == ["fefet", "gaussian", "ideal", "pcm", "pcm-ideal-periphery", "rram"]
+    assert sorted(got["known"]) == ["cycle-to-cycle", "device-to-device", "drift", "fefet", "gaussian", "ideal", "pcm",
+                                    "pcm-ideal-periphery", "rram"]
     assert all(Path(p).parent == folder / "profiles" for p in got["known"].values())
     assert got["pcm"] == "Profile('pcm': programming, drift)" and got["dev"] is True
