@@ -18,7 +18,6 @@ weight noise, so the ratios measure the periphery alone:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -27,13 +26,11 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from common import sst2_bench  # noqa: E402  (benchmarks/common.py)
 
-from noisesim import checkpoints  # noqa: E402
-from noisesim.data import EvalBatches, encode, load_table  # noqa: E402
 from noisesim.devices import Profile  # noqa: E402
 from noisesim.engine.program import ProgrammedWeights  # noqa: E402
 from noisesim.evaluate import accuracy  # noqa: E402
-from noisesim.methods import adapters_of  # noqa: E402
 from noisesim.seeds import SplitNormal  # noqa: E402
 
 CONVERTERS = {"dac": {"bits": 8}, "adc": {"bits": 8}}
@@ -59,17 +56,7 @@ def profile(name: str, periphery: dict | None) -> Profile:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ckpt", default="sst2-grasp")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
-    backbone = checkpoints.build(checkpoints.read(args.ckpt))
-    table = load_table("sst2-dev")
-    batches = EvalBatches.build(encode(table, backbone.tokenizer, 128, "sst2-dev"), backbone.tokenizer.pad_token_id, 64)
-    adapters = adapters_of(backbone.model)
+    args, backbone, table, batches, adapters = sst2_bench(__doc__)
     profiles = {name: profile(name, p) for name, p in VARIANTS.items()}
     times: dict[str, list[float]] = {k: [] for k in profiles}
     acc: dict[str, float] = {}

@@ -15,7 +15,6 @@ Timed, interleaved per repeat (so machine drift hits every variant alike), media
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -24,13 +23,12 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
+from common import sst2_bench  # noqa: E402  (benchmarks/common.py)
 
-from noisesim import checkpoints  # noqa: E402
-from noisesim.data import EvalBatches, encode, load_table  # noqa: E402
+from noisesim.data import EvalBatches, encode  # noqa: E402
 from noisesim.devices import Profile  # noqa: E402
 from noisesim.engine.program import ProgrammedWeights  # noqa: E402
 from noisesim.evaluate import accuracy  # noqa: E402
-from noisesim.methods import adapters_of  # noqa: E402
 
 
 def read_profile(per: str, relative_to: str) -> Profile:
@@ -60,17 +58,7 @@ def explicit_per_token_seconds(model, adapters, weights, batch) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--ckpt", default="sst2-grasp")
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args()
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
-    backbone = checkpoints.build(checkpoints.read(args.ckpt))
-    table = load_table("sst2-dev")
-    batches = EvalBatches.build(encode(table, backbone.tokenizer, 128, "sst2-dev"), backbone.tokenizer.pad_token_id, 64)
-    adapters = adapters_of(backbone.model)
+    args, backbone, table, batches, adapters = sst2_bench(__doc__)
     variants = {"clean": Profile({"name": "ideal", "noise": []}, "<benchmark>"),
                 "mvm, sigma per output": read_profile("mvm", "g_max"),
                 "mvm, sigma per weight": read_profile("mvm", "value"),
