@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 _API = ("train", "train_seeds", "sweep", "sensitivity", "load_results", "summarize", "plot", "SweepConfig",
         "SweepResult", "MethodConfig", "TrainConfig")

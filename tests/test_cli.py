@@ -152,7 +152,7 @@ def test_every_option_of_every_command_has_help():
 
 def test_version():
     result = invoke("--version")
-    assert result.exit_code == 0 and result.output == "noisesim 0.3.0\n"
+    assert result.exit_code == 0 and result.output == "noisesim 0.4.0\n"
 
 
 def test_train_defaults_are_the_shipped_recipe():
@@ -194,7 +194,7 @@ def test_help_and_version_do_not_import_torch(tmp_path):
     env = {**os.environ, "NOISESIM_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[-1] == "LOADED" and "noisesim 0.3.0" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "LOADED" and "noisesim 0.4.0" in proc.stdout
     assert "--programs" in proc.stdout and "--eval-every" in proc.stdout
 
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from noisesim.data import load_table
 from noisesim.errors import UserError
@@ -179,3 +180,30 @@ def test_bundled_name_and_local_file_are_told_apart(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="both a bundled data set and a file"):
         load_table("sst2-dev")
     assert list(load_table("./sst2-dev")["sentence"]) == ["mine"]
+
+
+@pytest.mark.parametrize("seed,max_rows", [(0, 64), (1, 7), (2, 1), (3, 1000)])
+def test_plan_batches_pads_at_most_two_percent(seed, max_rows):
+    from noisesim.data import MAX_PADDING, plan_batches
+
+    gen = torch.Generator().manual_seed(seed)
+    lengths = (torch.randint(2, 130, (3000,), generator=gen) ** torch.rand(3000, generator=gen)).ceil().long().tolist()
+    chunks = plan_batches(lengths, max_rows)
+    assert sorted(i for chunk in chunks for i in chunk) == list(range(len(lengths)))  # each example once
+    widths = [max(lengths[i] for i in chunk) for chunk in chunks]
+    assert widths == sorted(widths) and all(1 <= len(chunk) <= max_rows for chunk in chunks)
+    padded = sum(len(chunk) * w for chunk, w in zip(chunks, widths, strict=True))
+    assert padded <= (1 + MAX_PADDING) * sum(lengths)
+    assert chunks == plan_batches(lengths, max_rows)  # deterministic
+
+
+def test_plan_batches_trades_padding_for_fewer_batches():
+    from noisesim.data import plan_batches
+
+    lengths = [10] * 50 + [11] * 50  # one batch of 100 pads 50 tokens (4.8 %): too many; two batches pad none
+    assert [len(c) for c in plan_batches(lengths, 100)] == [50, 50]
+    lengths = [100] * 20 + [101]  # one batch pads 20 tokens (1 %), less than a forward's overhead of 24: taken
+    assert [len(c) for c in plan_batches(lengths, 100)] == [21]
+    assert [len(c) for c in plan_batches(lengths, 100, overhead=0)] == [20, 1]
+    assert [len(c) for c in plan_batches([100] * 30 + [101], 100)] == [30, 1]  # 30 padded tokens cost more
+    assert plan_batches([], 4) == []

@@ -348,7 +348,7 @@ def test_python_train_takes_the_cli_names(tiny_dirs, tiny_tsv, tmp_path):
     folder, result, meta = noisesim.train(str(tmp_path / "t"), "stochgrasp", k=4, **{"lambda": 0.5}, **common)
     assert folder == tmp_path / "t" and result.best_step >= 1
     assert meta["method"]["k"] == 4 and meta["training"]["lam"] == 0.5 and meta["training"]["train_data"] == tiny_tsv
-    assert noisesim.devices.load_profile("pcm").name == "pcm" and noisesim.__version__ == "0.3.0"
+    assert noisesim.devices.load_profile("pcm").name == "pcm" and noisesim.__version__ == "0.4.0"
     with pytest.raises(AttributeError):
         noisesim.run_sweep  # noqa: B018 (the name of 0.1 is gone)
 

@@ -272,10 +272,11 @@ def test_unknown_method_suggests():
 def test_eval_batches_are_length_sorted():
     from noisesim.data import Encoded
 
-    ids = [[2] * n for n in (5, 1, 9, 3, 7)]
-    b = EvalBatches.build(Encoded(ids, torch.arange(5), "x"), 0, batch_size=2)
-    assert [x["input_ids"].shape[1] for x in b.batches] == [3, 7, 9]
-    assert b.labels[0].tolist() == [1, 3]
+    ids = [[2] * n for n in (5, 1, 9, 3, 7, 9, 1)]
+    b = EvalBatches.build(Encoded(ids, torch.arange(7), "x"), 0, batch_size=2)
+    assert [x["input_ids"].shape[1] for x in b.batches] == [1, 3, 5, 7, 9]  # any merge would pad > 2 %
+    assert [x.tolist() for x in b.labels] == [[1, 6], [3], [0], [4], [2, 5]]
+    assert b.tokens == (35, 35)
 
 
 @pytest.mark.parametrize("kwargs,fragment", [

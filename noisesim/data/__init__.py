@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 import datasets
+import numpy as np
 import pyarrow as pa
 import torch
 
@@ -175,22 +176,66 @@ def collate(ids: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": input_ids, "attention_mask": mask}
 
 
+MAX_PADDING = 0.02  # evaluation batches pad at most this fraction of the real tokens
+BATCH_OVERHEAD_TOKENS = 24  # a forward's fixed cost (launches, reading every weight), in padded tokens (MiniLM, CPU)
+BATCHING = f"least cost, padding <= {MAX_PADDING}, overhead {BATCH_OVERHEAD_TOKENS}"  # in cell keys: cuts fix draws
+
+
+def plan_batches(lengths: list[int], max_rows: int, max_padding: float = MAX_PADDING,
+                 overhead: float = BATCH_OVERHEAD_TOKENS) -> list[list[int]]:
+    """Cut examples into evaluation batches: index lists, shortest first, each at most ``max_rows`` long.
+
+    The examples are sorted by length (stable) and cut where the cost padded tokens + ``overhead`` × batches is
+    least (exact dynamic programming over the sorted order); the overhead is lowered until the padding is at
+    most ``max_padding`` of the real tokens (with no overhead every batch holds one length: no padding)."""
+    if not lengths:
+        return []
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    sizes = [lengths[i] for i in order]
+    real = sum(sizes)
+
+    def cut(c: float) -> list[int]:
+        n = len(sizes)
+        best, start = np.zeros(n + 1), np.zeros(n + 1, dtype=np.int64)
+        for j in range(1, n + 1):
+            lo = max(0, j - max_rows)
+            costs = best[lo:j] + (j - np.arange(lo, j)) * sizes[j - 1]
+            i = int(np.argmin(costs))  # the first least: the longest batch
+            best[j], start[j] = costs[i] + c, lo + i
+        ends, j = [], n
+        while j:
+            ends.append(j)
+            j = start[j]
+        return ends[::-1]
+
+    c = float(overhead)
+    while True:
+        ends = cut(c)
+        padded = sum((e - s) * sizes[e - 1] for s, e in zip([0, *ends[:-1]], ends, strict=True))
+        if padded - real <= max_padding * real or c == 0:
+            return [order[s:e] for s, e in zip([0, *ends[:-1]], ends, strict=True)]
+        c = c / 2 if c > 1e-3 else 0.0
+
+
 @dataclass
 class EvalBatches:
-    """Length-sorted, dynamically padded batches for evaluation, built once and reused."""
+    """Length-sorted, dynamically padded batches for evaluation, built once and reused (``plan_batches``)."""
 
     batches: list[dict[str, torch.Tensor]]
     labels: list[torch.Tensor]
 
     @classmethod
     def build(cls, data: Encoded, pad_id: int, batch_size: int = 128) -> EvalBatches:
-        order = sorted(range(len(data)), key=lambda i: len(data.input_ids[i]))
-        batches, labels = [], []
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            batches.append(collate([data.input_ids[i] for i in chunk], pad_id))
-            labels.append(data.labels[chunk])
-        return cls(batches, labels)
+        """At most ``batch_size`` sentences per batch, padding at most ``MAX_PADDING`` of the real tokens."""
+        chunks = plan_batches([len(x) for x in data.input_ids], batch_size)
+        return cls([collate([data.input_ids[i] for i in chunk], pad_id) for chunk in chunks],
+                   [data.labels[chunk] for chunk in chunks])
+
+    @property
+    def tokens(self) -> tuple[int, int]:
+        """(padded, real) tokens over all batches."""
+        return (sum(b["input_ids"].numel() for b in self.batches),
+                sum(int(b["attention_mask"].sum()) for b in self.batches))
 
 
 def train_batches(data: Encoded, pad_id: int, batch_size: int, gen: torch.Generator, group: int = 50):

@@ -18,6 +18,7 @@ from typing import Any
 
 from noisesim import checkpoints, external
 from noisesim.configs import LAYER_PRESETS, canonical_roles, parse_layers
+from noisesim.data import BATCHING
 from noisesim.devices import Profile, builtin_profile, load_profile, user_profiles
 from noisesim.engine.config import DEFAULT_ANALOG, SweepConfig
 from noisesim.errors import UserError
@@ -423,7 +424,7 @@ def build_cells(loaded: list[AnyCheckpoint], settings: list[Setting], config: Sw
     labels = labels or checkpoint_labels(loaded)
     ckpt_ids = {c.path: [labels[c.path], cached_folder_hash(c.path), backbone_fingerprint(c.meta["backbone"])]
                 for c in loaded}
-    evaluation = {"max_length": config.max_length, "batch_size": config.batch_size}
+    evaluation = {"max_length": config.max_length, "batch_size": config.batch_size, "batching": BATCHING}
     identities: set = set()
     for source, data_hash in data.items():
         for ckpt in loaded:

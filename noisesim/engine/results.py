@@ -85,17 +85,24 @@ def row_problem(row: dict) -> str | None:
     return None
 
 
-KEYS_SINCE = (0, 3, 0)  # the cell keys of this version on (backbone fingerprint by content)
+KEYS_SINCE = (0, 4, 0)  # the cell keys of this version on
+KEY_CHANGES = {(0, 3, 0): "they hash the backbone's contents, not its file dates",
+               (0, 4, 0): "evaluation batches are cut to pad at most 2 % (per-MVM noise draws follow the batches)"}
 
 
-def _before_keys(version) -> bool:
-    """True for a noisesim version older than ``KEYS_SINCE`` (a stored row's ``noisesim_version``)."""
+def _older(version, than: tuple[int, int, int]) -> bool:
+    """True for a noisesim version (a stored row's ``noisesim_version``) older than ``than``."""
     if not isinstance(version, str):
         return False
     try:
-        return tuple(int(p) for p in version.split(".")[:3]) < KEYS_SINCE
+        return tuple(int(p) for p in version.split(".")[:3]) < than
     except ValueError:
         return False
+
+
+def _before_keys(version) -> bool:
+    """True for a noisesim version older than ``KEYS_SINCE``."""
+    return _older(version, KEYS_SINCE)
 
 
 class ResultsFolder:
@@ -150,8 +157,9 @@ class ResultsFolder:
         out.update({row["key"]: row for row in self._cell_files().values()})
         old = sorted({str(v) for row in out.values() if _before_keys(v := row.get("noisesim_version"))})
         if old:
-            raise UserError(f"{self.folder} holds cells of noisesim {old[0]}, whose cell keys 0.3.0 no longer makes"
-                            " (they now hash the backbone's contents, not its file dates): resuming would evaluate"
+            why = "; ".join(reason for since, reason in KEY_CHANGES.items() if _older(old[0], since))
+            raise UserError(f"{self.folder} holds cells of noisesim {old[0]}, whose cell keys"
+                            f" {'.'.join(map(str, KEYS_SINCE))} no longer makes ({why}): resuming would evaluate"
                             " every cell again beside the old ones; sweep into a fresh --out (old results still load)")
         return out
 
