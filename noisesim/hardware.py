@@ -18,9 +18,14 @@ DTYPES = ("float32", "bf16")
 _DEVICE = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 
 
+def is_device(value: object) -> bool:
+    """Whether ``value`` spells a device (present here or not)."""
+    return isinstance(value, str) and _DEVICE.fullmatch(value.strip().lower()) is not None
+
+
 def check_device(value: object, flag: str = "--device") -> str:
     """The device's spelling, or UserError naming the problem and the fix."""
-    if not isinstance(value, str) or not _DEVICE.fullmatch(value.strip().lower()):
+    if not is_device(value):
         raise UserError(f"{flag} {value!r} is not a device: give {DEVICE_CHOICES}")
     return value.strip().lower()
 

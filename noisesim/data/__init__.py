@@ -192,6 +192,11 @@ class EvalBatches:
             labels.append(data.labels[chunk])
         return cls(batches, labels)
 
+    def to(self, device) -> EvalBatches:
+        """The same batches on ``device`` (moved once, then reused by every cell)."""
+        return EvalBatches([{k: v.to(device) for k, v in b.items()} for b in self.batches],
+                           [labels.to(device) for labels in self.labels])
+
 
 def train_batches(data: Encoded, pad_id: int, batch_size: int, gen: torch.Generator, group: int = 50):
     """Endless shuffled training batches (epoch after epoch) from one generator.
