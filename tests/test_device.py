@@ -194,8 +194,29 @@ def test_cuda_realizations_are_drawn_by_cuda_generators(tiny_ckpts):
 def test_cuda_training_runs_and_records_its_device(tiny_dirs, tiny_tsv, tmp_path):
     from noisesim.api import train
 
-    folder, result, meta = train(str(tmp_path / "g"), "stochgrasp", model=tiny_dirs["bert"], steps=4, batch_size=8,
-                                 max_length=16, eval_every=2, train_data=tiny_tsv, eval_data=tiny_tsv,
-                                 target_warmup=0.5, train_noise="gaussian:0.02", device="cuda", progress=False)
+    _, result, meta = train(str(tmp_path / "g"), "stochgrasp", model=tiny_dirs["bert"], k=8, steps=4, batch_size=8,
+                            max_length=16, eval_every=2, train_data=tiny_tsv, eval_data=tiny_tsv,
+                            target_warmup=0.5, train_noise="gaussian:0.02", device="cuda", progress=False)
     assert meta["device"].startswith("cuda:0 (") and meta["dtype"] == "float32"
     assert all(t.device.type == "cpu" for t in result.state.values())
+
+
+def test_a_config_file_takes_device_and_dtype(tiny_ckpts, tiny_tsv, tmp_path):
+    config = tmp_path / "sweep.yaml"
+    config.write_text(f"ckpt: [{tiny_ckpts['grasp-w']}]\ndata: [{tiny_tsv}]\ndevice: gpu\n")
+    assert_user_error(invoke("sweep", "--config", config, "--out", tmp_path / "never"), "--device 'gpu'")
+    config.write_text(f"ckpt: [{tiny_ckpts['grasp-w']}]\ndata: [{tiny_tsv}]\nsigma: 0.05\nprograms: 1\n"
+                      "device: cpu\ndtype: bf16\n")
+    result = invoke("sweep", "--config", config, "--out", tmp_path / "s")
+    assert result.exit_code == 0, result.output
+    assert (pd.read_parquet(tmp_path / "s" / "results.parquet")["dtype"] == "bf16").all()
+    assert not (tmp_path / "never").exists()
+
+
+def test_bf16_training_on_the_cpu_is_recorded(tiny_dirs, tiny_tsv, tmp_path):
+    from noisesim.api import train
+
+    _, result, meta = train(str(tmp_path / "b"), "grasp-w", model=tiny_dirs["bert"], k=8, steps=2, batch_size=8,
+                            max_length=16, eval_every=2, train_data=tiny_tsv, eval_data=tiny_tsv, device="cpu",
+                            dtype="bf16", progress=False)
+    assert meta["dtype"] == "bf16" and meta["device"].startswith("cpu (") and 0 <= result.dev_accuracy <= 1
