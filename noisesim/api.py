@@ -29,6 +29,7 @@ from noisesim.engine.config import SweepConfig, load_sweep_config
 from noisesim.engine.results import SweepResult, load_results, record_folder_axes, write_results
 from noisesim.engine.run import make_config, run
 from noisesim.errors import UserError
+from noisesim.hardware import check_dtype, device_label, resolve_device
 from noisesim.methods import inject
 from noisesim.models import load_backbone, resolve_backbone
 from noisesim.plots import check_formats, default_hue, default_stem, plot_axis, plot_grid
@@ -41,7 +42,8 @@ from noisesim.training import train as train_loop
 
 def train(out: str, method: MethodConfig | str | None = None, config: TrainConfig | None = None, *,
           model: str = DEFAULT_BACKBONE, twin: str | None = None, pooling: str = "mean", progress: bool = True,
-          recipe: str | None = None, **options) -> tuple[Path, TrainResult, dict]:
+          recipe: str | None = None, device: str = "auto", dtype: str = "float32",
+          **options) -> tuple[Path, TrainResult, dict]:
     """Fine-tune a backbone with a method and write the best dev checkpoint to ``out`` (a name in the user
     store or a folder); returns (folder, result, meta).
 
@@ -51,9 +53,11 @@ def train(out: str, method: MethodConfig | str | None = None, config: TrainConfi
     UserError. The defaults are the recipe of the shipped ``sst2-stoch``. Everything that can be checked is
     checked before training: the target (new, empty or a checkpoint, not a shipped name), the twin (an existing
     checkpoint), the data, the training noise. ``recipe`` names the recipe this run is one training seed of
-    (default: the checkpoint's name); sweeps group checkpoints of one recipe. ``train_seeds`` trains a recipe
-    with several seeds."""
-    plan = _plan(out, method, config, options, model=model, twin=twin, pooling=pooling, recipe=recipe)
+    (default: the checkpoint's name); sweeps group checkpoints of one recipe. ``device`` (auto, cpu, cuda, cuda:N)
+    is where it trains, ``dtype`` bf16 opts into mixed precision; both are recorded in the checkpoint's config, not
+    in its recipe. ``train_seeds`` trains a recipe with several seeds."""
+    plan = _plan(out, method, config, options, model=model, twin=twin, pooling=pooling, recipe=recipe,
+                 device=device, dtype=dtype)
     with checkpoints.claim(plan.folder):
         return _train_and_write(plan, progress)
 
@@ -70,12 +74,16 @@ class _Plan:
     pooling: str
     num_labels: int
     recipe: str
+    device: str = "cpu"
+    dtype: str = "float32"
     notes: list[str] = field(default_factory=list)
 
 
 def _plan(out, method, config, options: dict, *, model: str, twin: str | None, pooling: str,
-          recipe: str | None) -> _Plan:
+          recipe: str | None, device: str = "auto", dtype: str = "float32") -> _Plan:
     """Every check ``train`` makes before it loads anything."""
+    device = str(resolve_device(device))
+    check_dtype(dtype)
     method, config = _configs(method, config, options)
     check_effective(method, config)
     if recipe is not None and (not isinstance(recipe, str) or not recipe.strip() or len(recipe) > 200
@@ -103,7 +111,8 @@ def _plan(out, method, config, options: dict, *, model: str, twin: str | None, p
         if profile.periphery is not None:
             notes.append(f"--train-noise {config.train_noise}: training realizes the profile's weights only; its"
                          f" periphery ({', '.join(profile.periphery.parts)}) acts at evaluation, not in training")
-    return _Plan(folder, method, config, model, twin, pooling, num_labels, recipe or folder.name, notes)
+    return _Plan(folder, method, config, model, twin, pooling, num_labels, recipe or folder.name, device, dtype,
+                 notes)
 
 
 def seed_names(out: str | os.PathLike, seeds: list[int]) -> list[str]:
@@ -140,13 +149,14 @@ def train_seeds(out: str | os.PathLike, seeds, method: MethodConfig | str | None
         raise UserError("give the training seeds as seeds=, not seed= (train_seeds sets each run's seed)")
     names = seed_names(out, list(seeds))
     recipe = recipe if recipe is not None else expand_user(os.fspath(out)).name  # checked by _plan
-    keys = {k: options.pop(k) for k in ("model", "twin", "pooling") if k in options}
+    keys = {k: options.pop(k) for k in ("model", "twin", "pooling", "device", "dtype") if k in options}
     plans = []
     for seed, name in zip(seeds, names, strict=True):
         run_config = config.model_copy(update={"seed": seed}) if config is not None else None
         run_options = options if run_config is not None else {**options, "seed": seed}
         plans.append(_plan(name, method, run_config, dict(run_options), model=keys.get("model", DEFAULT_BACKBONE),
-                           twin=keys.get("twin"), pooling=keys.get("pooling", "mean"), recipe=recipe))
+                           twin=keys.get("twin"), pooling=keys.get("pooling", "mean"), recipe=recipe,
+                           device=keys.get("device", "auto"), dtype=keys.get("dtype", "float32")))
     targets = {p.folder.resolve() for p in plans}
     if (twin := plans[0].twin) is not None and checkpoints.resolve(twin).resolve() in targets:
         raise UserError(f"--twin {twin!r} is one of the checkpoints being written: a checkpoint cannot be its own"
@@ -196,12 +206,12 @@ def _train_and_write(plan: _Plan, progress: bool) -> tuple[Path, TrainResult, di
     pooling, num_labels, recipe = plan.pooling, plan.num_labels, plan.recipe
     backbone = load_backbone(model, num_labels=num_labels, seed=config.seed, pooling=pooling)
     inject(backbone, method, init_seed=config.seed)
-    result = train_loop(backbone, config, progress=progress, method=method)
+    result = train_loop(backbone, config, progress=progress, method=method, device=plan.device, dtype=plan.dtype)
     if result.best_step == 0:
         raise UserError("training stopped before its first selectable evaluation; nothing written"
                         " (let it run past --eval-every steps and the σ warm-up)")
     backbone.model.load_state_dict(result.state, strict=False)
-    sig = sigma_values(backbone)
+    sig = sigma_values(backbone).cpu()
     meta = {
         # a local folder is stored by its absolute path: a relative one would name another model elsewhere
         "backbone": str(Path(model).resolve()) if resolve_backbone(model) == model and Path(model).exists() else model,
@@ -209,6 +219,8 @@ def _train_and_write(plan: _Plan, progress: bool) -> tuple[Path, TrainResult, di
         "pooling": backbone.model.head.pooling,
         "method": method.to_dict(),
         "training": config.to_dict(),
+        "device": device_label(plan.device),  # where it trained: provenance, not part of the recipe
+        "dtype": plan.dtype,
         "dev_accuracy": result.dev_accuracy,
         "best_step": result.best_step,
         "trainable_parameters": result.trainable,
@@ -255,8 +267,8 @@ def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepCon
           progress: bool = True, **options) -> SweepResult:
     """Run a sweep given as a ``SweepConfig`` or as its options (the CLI's names: ckpt, sigma, profile, time,
     set, chips, programs (or seeds), reads, seed, data, twin, layers, analog, analog_head, out, csv, workers,
-    backend, ray_address, max_length, batch_size); ``analog`` picks which layers are on the devices (adapted, all,
-    or a list such as 'q,k'; a list of selections is an axis).
+    backend, ray_address, max_length, batch_size, device, dtype); ``analog`` picks which layers are on the devices
+    (adapted, all, or a list such as 'q,k'; a list of selections is an axis).
     ``ckpt`` also takes Hugging Face sequence classifier folders and PEFT (LoRA, IA3)
     adapter folders, whose analog layers ``layers`` selects. With ``out`` (a folder, or 'auto') every cell is stored
     there as it finishes, cells already stored are skipped, and the summary, plot and sweep.json are written

@@ -80,6 +80,8 @@ class CheckpointMeta(BaseModel):
     interrupted: bool = False
     sigma_learned: dict[str, float] | None = None
     notes: list[str] = []  # what the user should know about how it was trained
+    device: str | None = Field(None, min_length=1, max_length=200)  # where it trained (provenance, not the recipe)
+    dtype: Literal["float32", "bf16"] | None = None  # bf16: trained under mixed precision
     noisesim_version: str = Field(min_length=1)
 
 

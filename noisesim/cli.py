@@ -202,6 +202,9 @@ def train(
     data: str = typer.Option(T.train_data, help="training data: sst2-train or a TSV/CSV"),
     eval_data: str = typer.Option(T.eval_data, help="dev data for model selection"),
     twin: str | None = typer.Option(None, help="name of this model's deterministic twin (swept alongside)"),
+    device: str = typer.Option("auto", help="where training runs: auto (CUDA when torch sees a GPU, else cpu) |"
+                               " cpu | cuda | cuda:N; GPU draws differ from CPU draws"),
+    dtype: str = typer.Option("float32", help="float32 | bf16 (opt-in mixed precision: autocast)"),
 ):
     """Fine-tune a backbone with a method and save the best dev checkpoint."""
     import math
@@ -219,10 +222,11 @@ def train(
                        dropout=None if dropout < 0 and math.isfinite(dropout) else dropout, train_noise=train_noise,
                        train_noise_per=train_noise_per, seed=seeds[0], train_data=data, eval_data=eval_data)
     if len(seeds) == 1:
-        runs = [train_checkpoint(out, mcfg, tcfg, model=model, twin=twin, pooling=pooling)]
+        runs = [train_checkpoint(out, mcfg, tcfg, model=model, twin=twin, pooling=pooling, device=device,
+                                 dtype=dtype)]
     else:
         runs = train_seeds(out, seeds, mcfg, tcfg.model_copy(update={"seed": TrainConfig().seed}), model=model,
-                           twin=twin, pooling=pooling)
+                           twin=twin, pooling=pooling, device=device, dtype=dtype)
     for note in runs[0][2].get("notes", []):
         typer.echo(f"note: {note}", err=True)
     for folder, result, meta in runs:
@@ -324,6 +328,8 @@ def sweep(
     ray_address: str | None = sweep_option("ray_address", default_text="a local instance"),
     max_length: int | None = sweep_option("max_length"),
     batch_size: int | None = sweep_option("batch_size"),
+    device: str | None = sweep_option("device"),
+    dtype: str | None = sweep_option("dtype"),
     config: Path | None = typer.Option(None, help="sweep described in YAML (keys: the options' names);"
                                        " options given here override it"),
 ):
@@ -340,7 +346,8 @@ def sweep(
              "chips": chips, "programs": programs, "reads": reads, "seed": seed, "data": data or None, "twin": twin,
              "layers": layers, "analog": analog or None, "analog_head": analog_head, "out": out,
  "csv": csv, "workers": workers, "backend": backend,
-             "ray_address": ray_address, "max_length": max_length, "batch_size": batch_size}
+             "ray_address": ray_address, "max_length": max_length, "batch_size": batch_size, "device": device,
+             "dtype": dtype}
     options = {**(load_sweep_config(config) if config is not None else {}),
                **{k: v for k, v in given.items() if v is not None}}
     if options.get("out") in (None, "auto"):
@@ -412,6 +419,8 @@ def sensitivity(
     workers: int | None = sweep_option("workers"),
     max_length: int | None = sweep_option("max_length"),
     batch_size: int | None = sweep_option("batch_size"),
+    device: str | None = sweep_option("device"),
+    dtype: str | None = sweep_option("dtype"),
 ):
     """Accuracy drop per layer, block or layer type: each unit analog alone under one noise setting, the rest
     clean. Table (printed, sensitivity.csv), heatmap (sensitivity.png); a sweep's store, so a rerun resumes."""
@@ -420,7 +429,7 @@ def sensitivity(
 
     given = {"time": time, "set": set_ or None, "chips": chips, "programs": programs, "reads": reads, "seed": seed,
              "data": data, "layers": layers, "analog_head": analog_head, "workers": workers,
-             "max_length": max_length, "batch_size": batch_size}
+             "max_length": max_length, "batch_size": batch_size, "device": device, "dtype": dtype}
     where = out if out not in (None, "auto") else str(
         Path.cwd() / f"noisesim-sensitivity-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}")
     try:

@@ -16,6 +16,7 @@ from noisesim.data import EvalBatches, encode, load_table, train_batches
 from noisesim.devices import Profile, load_profile
 from noisesim.errors import UserError
 from noisesim.evaluate import accuracy
+from noisesim.hardware import autocast
 from noisesim.methods import (
     AdapterLinear,
     adapters_of,
@@ -66,15 +67,16 @@ class TrainingNoise:
     ``gaussian:σ`` per step: one N(0, σ²) draw per weight, shared by the batch. Per token: no weight draw; each
     token's output gets the exact equivalent, N(0, (rσ)²·‖x‖²) per output (local reparameterisation). A device
     profile: the step's realization is chip ``step`` of the profile (programming 0, read 0, at its time), its
-    run-time read noise included as one draw. Everything is drawn from the ``train``/``hwa`` stream."""
+    run-time read noise included as one draw. Everything is drawn from the ``train``/``hwa`` stream, on ``device``
+    (where the model lives)."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, device: torch.device | str = "cpu"):
         kind, what, self.t = parse_train_noise(cfg.train_noise)
         self.sigma = float(what) if kind == "gaussian" else None
         self.profile: Profile | None = None if kind == "gaussian" else load_profile(what)
         self.per_token = cfg.train_noise_per == "token"
         self.seed = derive_seed(cfg.seed, "train", "hwa") % 2**62  # a profile takes a 62-bit seed
-        self.gen = generator(cfg.seed, "train", "hwa")
+        self.gen = generator(cfg.seed, "train", "hwa", device=device)
         self.hooks: list = []
         self.fired: set[int] = set()
         self.scale = 0.0
@@ -90,7 +92,7 @@ class TrainingNoise:
         for name, adapter in adapters.items():
             clean = adapter.programmed_weight()
             if self.profile is None:
-                offset = torch.randn(clean.shape, generator=self.gen, dtype=clean.dtype).to(clean.device)
+                offset = torch.randn(clean.shape, generator=self.gen, dtype=clean.dtype, device=clean.device)
                 offset.mul_(self.sigma * ramp)
             else:
                 out = self.profile.realize(clean, t=self.t, chip=step, program=0, read=0, seed=self.seed, layer=name)
@@ -105,7 +107,7 @@ class TrainingNoise:
         if self.scale == 0:
             return None
         norm = args[0].detach().norm(dim=-1, keepdim=True)
-        eps = torch.randn(out.shape, generator=self.gen, dtype=out.dtype).to(out.device)
+        eps = torch.randn(out.shape, generator=self.gen, dtype=out.dtype, device=out.device)
         return out + eps * norm * (self.sigma * self.scale)
 
     def clear(self, adapters: dict[str, AdapterLinear], check: bool = False) -> None:
@@ -176,9 +178,12 @@ def diverged(step: int, what: str) -> UserError:
 
 
 def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None, progress: bool = True, *,
-          method: MethodConfig | None = None) -> TrainResult:
+          method: MethodConfig | None = None, device: torch.device | str = "cpu", dtype: str = "float32"
+          ) -> TrainResult:
     """Train what the injected ``method`` trains (adapters, backbone parameters it names, head); returns the best
-    dev checkpoint's state. ``sigma_init`` defaults to the method's (0 without one).
+    dev checkpoint's state (on the CPU). ``sigma_init`` defaults to the method's (0 without one). The model is
+    moved to ``device`` (a resolved one: cpu, cuda:N) and stays there; every stream draws there. ``dtype`` bf16
+    runs the forward passes under bf16 autocast.
 
     Raises UserError as soon as the loss or a trained parameter becomes non-finite."""
     from noisesim.methods import trains_backbone
@@ -191,7 +196,8 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None,
         sigma_init = method.sigma_init if method is not None else 0.0
     if isinstance(sigma_init, bool) or not isinstance(sigma_init, int | float) or not math.isfinite(sigma_init):
         raise UserError(f"sigma_init={sigma_init!r} must be a finite number")
-    model, tok = backbone.model, backbone.tokenizer
+    device = torch.device(device)
+    model, tok = backbone.model.to(device), backbone.tokenizer
     limit = max_positions(backbone)
     if cfg.dropout is not None:
         for module in model.modules():
@@ -204,12 +210,12 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None,
         raise UserError(f"--max-length {cfg.max_length} lets sentences of {longest} tokens through, but"
                         f" {backbone.name!r} takes at most {limit}: use --max-length {limit} or less")
     dev_length = min(128, limit) if limit is not None else 128
-    dev = EvalBatches.build(encode(load_table(cfg.eval_data), tok, dev_length, cfg.eval_data), pad)
+    dev = EvalBatches.build(encode(load_table(cfg.eval_data), tok, dev_length, cfg.eval_data), pad).to(device)
     adapters = adapters_of(model)
     if programmed := [n for n, a in adapters.items() if a.is_programmed]:
         raise RuntimeError(f"adapter {programmed[0]} holds a device realization: unprogram it before training")
     # StochGRASP's training noise: one seeded stream shared by every layer, drawn in forward order
-    set_training_noise(model, generator(cfg.seed, "train", "noise"))
+    set_training_noise(model, generator(cfg.seed, "train", "noise", device=device))
     params = parameter_groups(backbone, adapters, trains_backbone=method is not None and trains_backbone(method))
     sigma = params["noise"]
     lr = cfg.lr_for(method.method if method is not None else "")
@@ -217,26 +223,28 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None,
               {"params": params["head"], "lr": cfg.head_lr}]
     if sigma:
         groups.append({"params": sigma, "lr": cfg.sigma_lr})
-    noise = TrainingNoise(cfg) if cfg.train_noise is not None else None
+    noise = TrainingNoise(cfg, device) if cfg.train_noise is not None else None
     opt = torch.optim.AdamW(groups, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps))
     trainable, total = count_parameters(backbone)
     batches = train_batches(train_set, pad, cfg.batch_size, generator(cfg.seed, "train", "batches"),
                             group=cfg.length_group)
-    best = TrainResult(trainable_state(backbone), accuracy(model, dev), 0, trainable, total, 0.0)
+    with autocast(device, dtype):
+        best = TrainResult(trainable_state(backbone), accuracy(model, dev), 0, trainable, total, 0.0)
     start = time.time()
     bar = tqdm(range(1, cfg.steps + 1), desc="train", disable=not progress, dynamic_ncols=True)
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(cfg.seed, "train", "dropout"))
+        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
+            torch.manual_seed(derive_seed(cfg.seed, "train", "dropout"))  # dropout: the device's own generator
             for step in bar:
                 model.train()
-                batch = next(batches)
+                batch = {k: v.to(device) for k, v in next(batches).items()}
                 labels = batch.pop("labels")
                 if noise is not None:
                     noise.step(adapters, step, ramp_at(step, cfg))
                 try:
-                    loss = task = F.cross_entropy(model(**batch).logits, labels)
+                    with autocast(device, dtype):
+                        loss = task = F.cross_entropy(model(**batch).logits.float(), labels)
                 finally:
                     if noise is not None:
                         noise.clear(adapters)
@@ -255,7 +263,8 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None,
                     bad = [n for n, p in model.named_parameters() if p.requires_grad and not p.isfinite().all()]
                     if bad:
                         raise diverged(step, f"parameter {bad[0]}")
-                    acc = accuracy(model, dev)
+                    with autocast(device, dtype):
+                        acc = accuracy(model, dev)
                     row = {"step": step, "task_loss": float(task.detach()), "dev_accuracy": acc,
                            "seconds": round(time.time() - start, 1)}
                     if noise is not None:
@@ -279,5 +288,6 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None,
         if noise is not None:
             noise.close(adapters)
     model.eval()
+    best.state = {name: tensor.cpu() for name, tensor in best.state.items()}
     best.seconds = time.time() - start
     return best

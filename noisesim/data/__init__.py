@@ -237,6 +237,11 @@ class EvalBatches:
         return (sum(b["input_ids"].numel() for b in self.batches),
                 sum(int(b["attention_mask"].sum()) for b in self.batches))
 
+    def to(self, device) -> EvalBatches:
+        """The same batches on ``device`` (moved once, then reused by every cell)."""
+        return EvalBatches([{k: v.to(device) for k, v in b.items()} for b in self.batches],
+                           [labels.to(device) for labels in self.labels])
+
 
 def train_batches(data: Encoded, pad_id: int, batch_size: int, gen: torch.Generator, group: int = 50):
     """Endless shuffled training batches (epoch after epoch) from one generator.

@@ -76,7 +76,8 @@ def apply(profile: str | Profile, weight: torch.Tensor, *, t: str | float = 0.0,
                                         layer=layer)
     if out.runtime_read is None:
         return out.weight
-    return out.runtime_read.sample(out.weight, generator(seed, "read", chip, program, read, layer, "runtime"),
+    return out.runtime_read.sample(out.weight, generator(seed, "read", chip, program, read, layer, "runtime",
+                                                         device=out.weight.device),
                                    out=out.weight)
 
 

@@ -40,14 +40,15 @@ class Streams:
     """
 
     def __init__(self, seed: int = 0, chip: int = 0, program: int = 0, read: int = 0, layer: str = "",
-                 index: int = 0):
-        self.seed, self.layer, self.index = seed, layer, index
+                 index: int = 0, device: torch.device | str = "cpu"):
+        self.seed, self.layer, self.index, self.device = seed, layer, index, device
         self.keys = {"chip": (chip,), "program": (chip, program), "read": (chip, program, read)}
         self.made: dict[str, torch.Generator] = {}
 
     def __getitem__(self, stage: str) -> torch.Generator:
         if stage not in self.made:
-            self.made[stage] = generator(self.seed, stage, *self.keys[stage], self.layer, self.index)
+            self.made[stage] = generator(self.seed, stage, *self.keys[stage], self.layer, self.index,
+                                         device=self.device)
         return self.made[stage]
 
     @property
@@ -87,11 +88,12 @@ class DeviceArray:
 
 
 def _randn(like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    return torch.randn(like.shape, generator=gen, dtype=like.dtype).to(like.device)
+    """N(0, 1) shaped like ``like``, drawn where it lives (``gen`` must be a generator of that device)."""
+    return torch.randn(like.shape, generator=gen, dtype=like.dtype, device=like.device)
 
 
 def _rand(like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    return torch.rand(like.shape, generator=gen, dtype=like.dtype).to(like.device)
+    return torch.rand(like.shape, generator=gen, dtype=like.dtype, device=like.device)
 
 
 class Component:
@@ -165,7 +167,7 @@ class Gaussian(Component):
         """w + σ·ε, the same ε as ``apply`` draws (drawn even at σ = 0, in the weight's dtype)."""
         if not self.in_weight_units:
             raise TypeError(f"gaussian relative_to {self.spec.relative_to!r} needs the conductances, not the weight")
-        eps = torch.randn(weight.shape, generator=streams.program, dtype=weight.dtype).to(weight.device)
+        eps = _randn(weight, streams.program)
         weight.add_(eps, alpha=self.spec.sigma)
 
 
@@ -392,8 +394,8 @@ class Drift(Component):
     def apply(self, array, streams, t):
         s = self.spec
         noisy = s.compensation != "none" and s.reference_reads > 0
-        gen = generator(streams.seed, "read", *streams.keys["read"], streams.layer, streams.index, "reference") \
-            if noisy else None
+        gen = generator(streams.seed, "read", *streams.keys["read"], streams.layer, streams.index, "reference",
+                        device=streams.device) if noisy else None
         before = None
         if s.compensation == "global" and not noisy:  # as before per-column compensation existed: bit-identical
             before = array.weight().abs().mean()

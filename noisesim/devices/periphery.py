@@ -207,7 +207,7 @@ class OutputNoise(PeripheryComponent):
     spec_class = OutputNoiseSpec
 
     def __call__(self, y: torch.Tensor, bound: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        eps = torch.randn(y.shape, generator=gen, dtype=y.dtype).to(y.device)
+        eps = torch.randn(y.shape, generator=gen, dtype=y.dtype, device=y.device)
         return y.addcmul_(eps, bound * self.spec.sigma)
 
 
@@ -389,7 +389,7 @@ class PeripheryHook:
             if self.ir is not None:
                 y = y.sub_(self._ir_drop(xp, wp, p))
             if self.mvm_read is not None:  # σ_j·‖x_p‖ per tile, or sqrt(Σ_i x_i² σ_ij²)
-                eps = self.read_normal(y.shape, y.dtype).to(y.device)
+                eps = self.read_normal(y.shape, y.dtype)
                 if self.read_std is not None:
                     y = y.addcmul_(eps.mul_(self.read_std), xp.square().sum(-1, keepdim=True).sqrt_())
                 else:
@@ -414,8 +414,8 @@ class PeripheryHook:
         """Output noise ε ~ N(0, 1) shaped like y, drawn into a buffer kept between MVMs (no fresh memory)."""
         n = y.numel()
         if self.noise is None or self.noise.numel() < n or self.noise.dtype != y.dtype:
-            self.noise = torch.empty(n, dtype=y.dtype)
-        return self.normal(y.shape, y.dtype, out=self.noise[:n].view(y.shape)).to(y.device)
+            self.noise = torch.empty(n, dtype=y.dtype, device=y.device)
+        return self.normal(y.shape, y.dtype, out=self.noise[:n].view(y.shape))
 
     def _ir_drop(self, xp: torch.Tensor, wp: torch.Tensor, p: int) -> torch.Tensor:
         """Δy of row tile ``p`` (N, out), see ``IrDrop``."""

@@ -219,14 +219,14 @@ class Profile:
         if self.weight_space:  # the paper's protocol: w + σ·ε directly (same ε as through the mapping)
             out = weight.detach().clone()
             for i, comp in enumerate(self.components):
-                comp.apply_to_weight(out, Streams(**keys, index=i))
+                comp.apply_to_weight(out, Streams(**keys, index=i, device=weight.device))
                 if finite is not None:
                     finite.append(torch.isfinite(out).all())
             return Realization(out)
         array = map_weight(weight, self.spec.mapping)
         array.read_components = [c for c in self.components if c.key == "read" and not c.noiseless]
         for i, comp in enumerate(self.components):
-            comp.apply(array, Streams(**keys, index=i), t)
+            comp.apply(array, Streams(**keys, index=i, device=weight.device), t)
             if finite is not None:
                 flag = torch.isfinite(array.g_pos).all() & torch.isfinite(array.g_neg).all()
                 if array.runtime_read is not None:

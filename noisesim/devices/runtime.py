@@ -34,9 +34,10 @@ class RuntimeRead:
         return self.var.sqrt()
 
     def sample(self, realized: torch.Tensor, gen: torch.Generator, out: torch.Tensor | None = None) -> torch.Tensor:
-        """One read of the weight: realized + σ·ε, ε ~ N(0, 1) drawn on the CPU from ``gen`` in the weight's dtype."""
-        eps = torch.randn(realized.shape, generator=gen, dtype=realized.dtype)
-        return torch.addcmul(realized, eps.to(realized.device), self.std.to(realized.device), out=out)
+        """One read of the weight: realized + σ·ε, ε ~ N(0, 1) drawn from ``gen`` (a generator of the weight's
+        device) in the weight's dtype."""
+        eps = torch.randn(realized.shape, generator=gen, dtype=realized.dtype, device=realized.device)
+        return torch.addcmul(realized, eps, self.std.to(realized.device), out=out)
 
 
 class ReadNoiseHook:
@@ -61,7 +62,7 @@ class ReadNoiseHook:
 
     def _mvm(self, module, args, out):
         x = args[0]
-        eps = torch.randn(out.shape, generator=self.gen, dtype=out.dtype).to(out.device)
+        eps = torch.randn(out.shape, generator=self.gen, dtype=out.dtype, device=out.device)
         if self.var_t is None:  # σ_j·‖x‖: scale ε in place, no (tokens, out) temporary
             return out.addcmul_(eps.mul_(self.std[:, 0]), x.square().sum(-1, keepdim=True).sqrt_())
         return out.addcmul_(eps, (x.square() @ self.var_t).sqrt_())

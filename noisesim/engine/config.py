@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from noisesim.configs import LAYER_PRESETS, parse_layers
 from noisesim.errors import UserError
+from noisesim.hardware import DEVICE_CHOICES, is_device
 from noisesim.units import parse_decimal, parse_time
 
 DEFAULT_SIGMAS = [0.01, 0.02, 0.05]
@@ -317,6 +318,10 @@ class SweepConfig(BaseModel):
                                     " ray)")
     max_length: int = Field(128, ge=2, le=8192, description="evaluation: sentences cut at this many tokens")
     batch_size: int = Field(64, ge=1, le=65536, description="evaluation batch size")
+    device: str = Field("auto", description="where the model runs: auto (CUDA when torch sees a GPU, else cpu) |"
+                        " cpu | cuda | cuda:N; GPU draws differ from CPU draws")
+    dtype: Literal["float32", "bf16"] = Field("float32", description="float32 | bf16 (opt-in mixed precision:"
+                                              " autocast; recorded in the results)")
     _notices: list[str] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="wrap")
@@ -368,6 +373,13 @@ class SweepConfig(BaseModel):
     @classmethod
     def _layers(cls, value: str) -> str:
         return normalize_layers(value)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not is_device(value):
+            raise ValueError(f"is not a device: give {DEVICE_CHOICES}")
+        return value.strip().lower()
 
     @field_validator("out")
     @classmethod

@@ -10,7 +10,6 @@ import hashlib
 import itertools
 import json
 import os
-import platform
 import socket
 import subprocess
 import time
@@ -31,10 +30,11 @@ from noisesim.engine.program import ProgrammedWeights
 from noisesim.errors import UserError
 from noisesim.evaluate import accuracy
 from noisesim.external import ExternalCheckpoint, build_external, load_external, release
+from noisesim.hardware import autocast, device_label
 from noisesim.models import load_backbone, max_positions
 
 _BACKBONES: dict[tuple, object] = {}  # (backbone id, labels, pooling) or an external folder's content → backbone
-_BATCHES: dict[tuple, EvalBatches] = {}  # (backbone id, data, max_length, batch size) → tokenised batches
+_BATCHES: dict[tuple, EvalBatches] = {}  # (backbone id, data, max_length, batch size[, device]) → tokenised batches
 
 
 @lru_cache(maxsize=1)
@@ -51,15 +51,12 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def device_label() -> str:
-    return f"cpu ({torch.get_num_threads()} threads, {platform.machine()})"
-
-
 def _backbone(ckpt: checkpoints.Checkpoint, data: str, max_length: int, batch_size: int,
-              expect: dict | None = None):
-    """The checkpoint's backbone (loaded once per process) and ``data`` tokenised for it (once per data set),
-    both cached by content, not by name: a changed data file or backbone folder is loaded anew. With
-    ``expect`` (a cell's provenance), the contents must be the ones the cell's key was made from."""
+              expect: dict | None = None, device: str = "cpu"):
+    """The checkpoint's backbone (loaded once per process) and ``data`` tokenised for it (once per data set) and
+    put on ``device`` (once per device), both cached by content, not by name: a changed data file or backbone
+    folder is loaded anew. With ``expect`` (a cell's provenance), the contents must be the ones the cell's key was
+    made from."""
     name = ckpt.meta["backbone"]
     model_id = backbone_fingerprint(name)
     table = load_table(data)
@@ -86,7 +83,11 @@ def _backbone(ckpt: checkpoints.Checkpoint, data: str, max_length: int, batch_si
         encoded = encode(table, tok, max_length, data)
         check_lengths(encoded, backbone, ckpt, data, max_length)
         _BATCHES[tokens] = EvalBatches.build(encoded, tok.pad_token_id, batch_size)
-    return backbone, _BATCHES[tokens]
+    if torch.device(device).type == "cpu":
+        return backbone, _BATCHES[tokens]
+    if (*tokens, str(device)) not in _BATCHES:
+        _BATCHES[(*tokens, str(device))] = _BATCHES[tokens].to(device)
+    return backbone, _BATCHES[(*tokens, str(device))]
 
 
 def check_lengths(encoded, backbone, ckpt, data: str, max_length: int) -> None:
@@ -125,17 +126,22 @@ def build(ckpt, backbone):
     return checkpoints.build(ckpt, backbone)
 
 
-def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: int) -> Iterator[dict]:
-    """Evaluate cells in order, yielding one result row per cell as soon as it is done."""
+def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: int, device: str = "cpu",
+                   dtype: str = "float32") -> Iterator[dict]:
+    """Evaluate cells in order on ``device`` (resolved: cpu, cuda:N) in ``dtype``, yielding one result row per
+    cell as soon as it is done. The model and the batches are put on the device once per checkpoint and data set;
+    the realizations are drawn there."""
     for (ckpt_path, data), group in itertools.groupby(cells, key=lambda c: (c.ckpt_path, c.data)):
         group = list(group)
         ckpt = read_cell_checkpoint(group[0])
         if folder_hash(ckpt.path) != group[0].provenance["checkpoint_sha256"]:
             raise UserError(f"checkpoint {ckpt_path} changed on disk while this sweep ran; rerun it (finished"
                             " cells are kept)")
-        backbone, batches = _backbone(ckpt, data, max_length, batch_size, expect=group[0].provenance)
+        backbone, batches = _backbone(ckpt, data, max_length, batch_size, expect=group[0].provenance,
+                                      device=device)
         n = sum(len(labels) for labels in batches.labels)
         model = build(ckpt, backbone)
+        model.model.to(device)  # the adapters just built, and the backbone once per process
         profiles: dict[str, Profile] = {}  # validated once per profile content, not once per cell
         try:
             for (selection, head), part in itertools.groupby(group, key=lambda c: (c.analog, c.analog_head)):
@@ -148,8 +154,9 @@ def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: in
                             profiles[sha] = cell.profile()
                         weights.realize(profiles[sha], t=cell.t, chip=cell.chip, program=cell.program,
                                         read=cell.read, seed=seed)
-                        acc = accuracy(model.model, batches)
-                        yield row_of(cell, ckpt, acc, n, seed, time.perf_counter() - start)
+                        with autocast(device, dtype):
+                            acc = accuracy(model.model, batches)
+                        yield row_of(cell, ckpt, acc, n, seed, time.perf_counter() - start, device, dtype)
         finally:
             release(model)
 
@@ -190,7 +197,8 @@ def recipe_id_of(cell: Cell, ckpt: checkpoints.Checkpoint) -> str:
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:RECIPE_ID_DIGITS]
 
 
-def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, seed: int, seconds: float) -> dict:
+def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, seed: int, seconds: float,
+           device: str = "cpu", dtype: str = "float32") -> dict:
     recipe, train_seed = recipe_of(cell, ckpt)
     return {"key": cell.key, "checkpoint": cell.checkpoint, "method": ckpt.method.method, "recipe": recipe,
             "recipe_id": recipe_id_of(cell, ckpt), "train_seed": train_seed, "layers": cell.layers,
@@ -202,12 +210,12 @@ def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, seed: i
             "backbone": ckpt.meta["backbone"], "checkpoint_path": str(Path(cell.ckpt_path).resolve()),
             "seconds": round(seconds, 3), **cell.provenance,
             "noisesim_version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
-            "device": device_label()}
+            "device": device_label(device), "dtype": dtype}
 
 
-def chunk_rows(cells: list[Cell], max_length: int, batch_size: int, seed: int) -> Iterator[dict]:
+def chunk_rows(cells: list[Cell], **kw) -> Iterator[dict]:
     """A Ray task: evaluate a chunk of cells, streaming each row back as soon as it is done."""
-    yield from evaluate_cells(cells, max_length, batch_size, seed)
+    yield from evaluate_cells(cells, **kw)
 
 
 def chunks(cells: list[Cell], size: int) -> list[list[Cell]]:
@@ -242,10 +250,10 @@ def _start_worker(rows, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _send_rows(cells: list[Cell], max_length: int, batch_size: int, seed: int) -> int:
+def _send_rows(cells: list[Cell], **kw) -> int:
     """A local worker's task: evaluate a chunk of cells, putting each row on the queue as soon as it is done."""
     count = 0
-    for row in evaluate_cells(cells, max_length, batch_size, seed):
+    for row in evaluate_cells(cells, **kw):
         _ROWS.put(row)
         count += 1
     return count

@@ -412,10 +412,13 @@ def realizations(setting: Setting, config: SweepConfig, notices: list[str]) -> l
 
 
 def build_cells(loaded: list[AnyCheckpoint], settings: list[Setting], config: SweepConfig,
-                data: dict[str, str], notices: list[str], labels: dict[Path, str] | None = None) -> list[Cell]:
+                data: dict[str, str], notices: list[str], labels: dict[Path, str] | None = None,
+                device_type: str = "cpu") -> list[Cell]:
     """Every data set × checkpoint × setting × chip × programming × time × read, in a fixed order, each keyed
     by a hash of what determines its number; noise-free settings get a single cell. ``data`` maps each data
-    set to its content fingerprint; ``labels`` each checkpoint's label (default: ``checkpoint_labels``)."""
+    set to its content fingerprint; ``labels`` each checkpoint's label (default: ``checkpoint_labels``).
+    ``device_type`` (cuda, …) and ``config.dtype`` join the key when they are not cpu and float32: a GPU draws
+    other numbers, so its cells are other cells, and the keys of CPU float32 cells stay as they always were."""
     total = count_cells(len(data), len(loaded), settings, config)
     if total > MAX_CELLS:
         raise UserError(f"this sweep has {total:,} cells (more than {MAX_CELLS:,}; about 3.5 s each for MiniLM on"
@@ -439,6 +442,8 @@ def build_cells(loaded: list[AnyCheckpoint], settings: list[Setting], config: Sw
                         what.append({"layers": layers})
                     if analog != DEFAULT_ANALOG or config.analog_head:  # the default keeps the keys it always had
                         what.append({"analog": analog, "analog_head": config.analog_head})
+                    if device_type != "cpu" or config.dtype != "float32":
+                        what.append({"device": device_type, "dtype": config.dtype})
                     key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
                     identity = (source, label, analog, profile.name,
                                 json.dumps(setting.values, sort_keys=True, default=str), t, chip, program, read)

@@ -20,7 +20,8 @@ class ProgrammedWeights:
             weights.realize(profile, t=3600.0, chip=0, program=1, read=0, seed=0)
             accuracy(model, batches)
 
-    ``programmed`` holds each layer's ``programmed_weight()`` (what is written to the devices), taken once.
+    ``programmed`` holds each layer's ``programmed_weight()`` (what is written to the devices), taken once; the
+    realizations, and every draw of them, stay on the device the layers live on.
     """
 
     def __init__(self, adapters: dict[str, AdapterLinear]):
@@ -57,14 +58,16 @@ class ProgrammedWeights:
                                   layer=name)
             adapter.program(self.work[name].copy_(out.weight))
             periphery = getattr(profile, "periphery", None)
+            device = self.programmed[name].device  # every draw on the device the layer lives on
             if out.runtime_read is not None and (periphery is None or out.runtime_read.per != "mvm"):
-                gen = generator(seed, "read", chip, program, read, name, "runtime")
+                gen = generator(seed, "read", chip, program, read, name, "runtime", device=device)
                 self.hooks.append(ReadNoiseHook(adapter.base, out.runtime_read, gen))
             if periphery is not None:
                 self.hooks.append(periphery.attach(
                     adapter.base, self.programmed[name], profile.spec.mapping,
-                    generator(seed, "read", chip, program, read, name, "periphery"), out.runtime_read,
-                    generator(seed, "read", chip, program, read, name, "runtime"), out.alpha))
+                    generator(seed, "read", chip, program, read, name, "periphery", device=device),
+                    out.runtime_read, generator(seed, "read", chip, program, read, name, "runtime", device=device),
+                    out.alpha))
 
     def remove_hooks(self) -> None:
         for hook in self.hooks:

@@ -36,6 +36,7 @@ from noisesim.engine.grid import (
 from noisesim.engine.results import ResultsFolder, SweepResult, check_results_folder
 from noisesim.errors import UserError
 from noisesim.external import ExternalCheckpoint
+from noisesim.hardware import device_label, resolve_device
 
 LEGACY = {"sigmas": "sigma", "profiles": "profile", "times": "time", "sets": "set"}  # API names of 0.1
 
@@ -68,6 +69,7 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
     (``run(['sst2-stoch'], '0.01,0.02', programs=3)``). With ``out``, finished cells are stored in that folder
     as they complete and cells already there are not run again."""
     config = make_config(ckpts, sigmas, config, **options)
+    device = resolve_device(config.device)  # a missing GPU is refused before anything is loaded or written
     notices = config.notices
     if config.backend == "ray":
         check_ray(config.ray_address)
@@ -98,7 +100,7 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
     labels = checkpoint_labels(loaded)
     if done:
         labels = stored_labels(loaded, labels, done, out, notices)
-    cells = build_cells(loaded, settings, config, fingerprints, notices, labels)
+    cells = build_cells(loaded, settings, config, fingerprints, notices, labels, device_type=device.type)
     axes = axes_of(config)
     if any(isinstance(c, ExternalCheckpoint) for c in loaded):  # another --layers is another setting of those
         axes.insert(axes.index("checkpoint") + 1, "layers")
@@ -117,7 +119,8 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
         rows[row["key"]] = row
         bar.update()
 
-    kw = {"max_length": config.max_length, "batch_size": config.batch_size, "seed": config.seed}
+    kw = {"max_length": config.max_length, "batch_size": config.batch_size, "seed": config.seed,
+          "device": str(device), "dtype": config.dtype}
     try:
         if config.backend == "ray":
             run_ray(todo, config.ray_address, finished, **kw)
@@ -148,7 +151,8 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
             "chips": config.chips, "programs_per_chip": config.programs, "reads": config.reads,
             "times_s": config.time, "analog": config.analog, "analog_head": config.analog_head,
             "cells": len(cells), "cells_reused": len(cells) - len(todo),
-            "backend": config.backend, "workers": config.workers,
+            "backend": config.backend, "workers": config.workers, "device": device_label(device),
+            "dtype": config.dtype,
             "settings": [{"profile": s.profile.name, "values": s.values, "source": s.profile.source,
                           "sha256": s.spec_hash, "clean": s.profile.noiseless} for s in settings],
             "checkpoints": {label_of[str(c.path)]: {"path": str(c.path), "method": c.method.method,
@@ -168,4 +172,4 @@ ROW_COLUMNS = ["key", "checkpoint", "method", "recipe", "recipe_id", "train_seed
                "sigma",
                "time", "time_s", "chip", "program", "read", "seed", "clean", "accuracy", "n", "data", "backbone",
                "checkpoint_path", "seconds", "checkpoint_sha256", "profile_sha256", "backbone_sha256", "data_sha256",
-               "noisesim_version", "git_commit", "torch", "device"]
+               "noisesim_version", "git_commit", "torch", "device", "dtype"]

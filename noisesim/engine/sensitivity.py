@@ -57,6 +57,7 @@ def plan(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, **optio
     from noisesim.engine.execute import _backbone, build
     from noisesim.engine.grid import build_settings, read_checkpoint
     from noisesim.external import release
+    from noisesim.hardware import resolve_device
 
     by = check_by(by)
     for name in SET_BY_SENSITIVITY:
@@ -68,6 +69,7 @@ def plan(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, **optio
     if profile is None and sigma is None:
         raise UserError("sensitivity needs a noise setting: give --sigma S (one value) or --profile P")
     base = SweepConfig.build(ckpt=ckpt, sigma=sigma, profile=profile, twin=False, out=out, **options)
+    resolve_device(base.device)  # a missing GPU is refused before the backbone is loaded
     if len(base.ckpt) != 1:
         raise UserError(f"sensitivity takes one checkpoint (got {len(base.ckpt)}); run it once per checkpoint")
     if len(base.data) != 1:
@@ -116,9 +118,9 @@ def sensitivity(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, 
     ff2) of one checkpoint under one noise setting (one σ, or one profile with one value per ``set`` and one
     ``time``), each unit analog alone and the rest clean, over ``programs`` (× ``chips`` × ``reads``) realizations.
     Other options are the sweep's (``data``, ``layers``, ``analog_head``, ``seed``, ``workers``, ``max_length``,
-    ``batch_size``, …). With ``out`` (a folder, or 'auto'), cells are stored and resumed as a sweep's, and
-    sensitivity.csv is written there with results.parquet and sweep.json (``noisesim.api.sensitivity`` adds
-    the heatmap sensitivity.png)."""
+    ``batch_size``, ``device``, ``dtype``, …). With ``out`` (a folder, or 'auto'), cells are stored and resumed as
+    a sweep's, and sensitivity.csv is written there with results.parquet and sweep.json
+    (``noisesim.api.sensitivity`` adds the heatmap sensitivity.png)."""
     from noisesim.engine.results import write_results
     from noisesim.engine.run import run
     from noisesim.textio import atomic_write

@@ -193,7 +193,7 @@ class AdapterLinear(nn.Module, metaclass=abc.ABCMeta):
         self._noise_generator = gen
 
     def _randn(self, shape, like: torch.Tensor) -> torch.Tensor:
-        return torch.randn(shape, generator=self._noise_generator, dtype=like.dtype).to(like.device)
+        return torch.randn(shape, generator=self._noise_generator, dtype=like.dtype, device=like.device)
 
     def sigma_penalty(self, target: float, reduction: str) -> tuple[torch.Tensor, int]:
         """(penalty, number of group σ) for the σ-target term (``mean`` divides by the total number);
