@@ -145,11 +145,14 @@ def test_layers_are_restored_bit_exactly(kvf2_ckpt, tiny_tsv):
 
 
 def pre_issue12_key(cell, config) -> str:
-    """A cell's key as noisesim computed it before --analog existed (the default must keep it)."""
+    """A cell's key as noisesim computed it before --analog existed (the default must keep it), with 0.4.0's
+    batching in its evaluation settings."""
+    from noisesim.data import BATCHING
+
     what = [cell.checkpoint, cell.provenance["checkpoint_sha256"], cell.provenance["backbone_sha256"],
             cell.profile_name, cell.provenance["profile_sha256"], cell.t, cell.chip, cell.program, cell.read,
             config.seed, cell.data, cell.provenance["data_sha256"],
-            {"max_length": config.max_length, "batch_size": config.batch_size}]
+            {"max_length": config.max_length, "batch_size": config.batch_size, "batching": BATCHING}]
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
 
 
