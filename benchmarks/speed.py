@@ -227,6 +227,13 @@ def peak_memory_mb(device: torch.device) -> float:
     return float("nan")
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        Path("/proc/self/clear_refs").write_text("5")  # VmHWM back to the current RSS
+
+
 def scale_one(name: str, device: torch.device, sentences: int, steps: int) -> dict:
     """One model size: noisy cell, training step, peak memory (run in its own process)."""
     backbone = sized_backbone(name)
@@ -240,16 +247,19 @@ def scale_one(name: str, device: torch.device, sentences: int, steps: int) -> di
     cells = []
     with ProgrammedWeights(adapters_of(backbone.model)) as weights:
         for program in range(2):
-            seconds, _ = timed(device, lambda p=program: (weights.realize(gaussian(0.02), program=p),
+            seconds, _ = timed(device, lambda p=program, w=weights: (w.realize(gaussian(0.02), program=p),
                                                           accuracy(backbone.model, batches)))
             cells.append(seconds)
-    cell = min(cells)
+    cell, cell_peak = min(cells), peak_memory_mb(device)
+    del weights
     from noisesim.methods import remove
 
     remove(backbone)
+    reset_peak_memory(device)
     step = train_step_times(backbone, MethodConfig(method="stochgrasp"), device, steps)
     return {"parameters": params, "sentences": len(table), "cell_s": cell, "cell_gflop": gflop_real,
-            "cell_gflops_achieved": gflop_real / cell, "train_step_s": step, "peak_memory_mb": peak_memory_mb(device)}
+            "cell_gflops_achieved": gflop_real / cell, "train_step_s": step, "peak_memory_cell_mb": cell_peak,
+            "peak_memory_train_mb": peak_memory_mb(device)}
 
 
 def scale(device: torch.device, sentences: int, steps: int) -> dict:
@@ -282,7 +292,9 @@ def plot_scale(result: dict, device: str, path: Path) -> None:
     ax[0].set_xlabel("parameters (M)")
     ax[0].set_ylabel("seconds")
     ax[0].legend(fontsize=8)
-    ax[1].semilogx(params, [result[n]["peak_memory_mb"] / 1024 for n in names], "o-")
+    for key, label in (("peak_memory_cell_mb", "sweep cell"), ("peak_memory_train_mb", "training")):
+        ax[1].semilogx(params, [result[n][key] / 1024 for n in names], "o-", label=label)
+    ax[1].legend(fontsize=8)
     ax[1].set_xlabel("parameters (M)")
     ax[1].set_ylabel("peak memory (GiB)")
     for a in ax:

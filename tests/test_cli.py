@@ -9,6 +9,7 @@ import pytest
 import typer.main
 from conftest import assert_user_error, invoke
 
+import noisesim
 from noisesim.cli import app
 
 
@@ -242,3 +243,12 @@ def test_programs_and_seeds_together_are_refused_and_h_is_help(tiny_ckpts, tiny_
     for args in (["-h"], ["sweep", "-h"], ["plot", "-h"]):
         result = invoke(*args)
         assert result.exit_code == 0 and "Usage" in result.output, result.output
+
+
+def test_python_dash_m_runs_the_command(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "noisesim", "--version"], capture_output=True, text=True,
+                          env={**os.environ, "NOISESIM_HOME": str(tmp_path)}, timeout=120)
+    assert proc.returncode == 0 and proc.stdout == f"noisesim {noisesim.__version__}\n", proc.stderr
+    bad = subprocess.run([sys.executable, "-m", "noisesim", "sweep", "--device", "gpu"], capture_output=True,
+                         text=True, env={**os.environ, "NOISESIM_HOME": str(tmp_path)}, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
