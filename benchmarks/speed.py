@@ -289,16 +289,18 @@ def plot_scale(result: dict, device: str, path: Path) -> None:
     first = result[names[0]]
     ax[0].loglog(params, [first["cell_s"] * result[n]["cell_gflop"] / first["cell_gflop"] for n in names], "k:",
                  label="∝ FLOPs (from the smallest)")
-    ax[0].set_xlabel("parameters (M)")
+    ax[0].set_xlabel("parameters")
     ax[0].set_ylabel("seconds")
     ax[0].legend(fontsize=8)
     for key, label in (("peak_memory_cell_mb", "sweep cell"), ("peak_memory_train_mb", "training")):
         ax[1].semilogx(params, [result[n][key] / 1024 for n in names], "o-", label=label)
     ax[1].legend(fontsize=8)
-    ax[1].set_xlabel("parameters (M)")
+    ax[1].set_xlabel("parameters")
     ax[1].set_ylabel("peak memory (GiB)")
     for a in ax:
         a.grid(alpha=0.3, which="both")
+        a.set_xticks(params, [f"{n.rsplit('-', 1)[0]}\n{p:.0f} M" for n, p in zip(names, params, strict=True)])
+        a.minorticks_off()
     fig.suptitle(f"Cost against model size ({device}; cell: {first['sentences']} SST-2 dev sentences)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
