@@ -137,7 +137,9 @@ def test_data_sets_are_an_axis(tiny_ckpts, tiny_tsv, tmp_path):
     assert set(summary["data"]) == {tiny_tsv, str(other)} and len(summary) == 4
 
 
-def test_a_folder_of_cells_with_older_keys_is_not_resumed(tiny_ckpts, tiny_tsv, tmp_path):
+@pytest.mark.parametrize("version,reasons", [("0.2.0", ["backbone's contents", "pad at most 2 %"]),
+                                              ("0.3.0", ["pad at most 2 %"])])
+def test_a_folder_of_cells_with_older_keys_is_not_resumed(tiny_ckpts, tiny_tsv, tmp_path, version, reasons):
     import json as _json
 
     from noisesim.api import load_results, sweep
@@ -147,9 +149,11 @@ def test_a_folder_of_cells_with_older_keys_is_not_resumed(tiny_ckpts, tiny_tsv, 
     cells = out / "cells"
     cells.mkdir(exist_ok=True)
     row = load_results(out).frame.iloc[0].to_dict()
-    row |= {"key": "0" * 16, "noisesim_version": "0.2.0"}
+    row |= {"key": "0" * 16, "noisesim_version": version}
     (cells / f"{row['key']}.json").write_text(_json.dumps(row, default=str))
     from noisesim.errors import UserError
 
-    with pytest.raises(UserError, match="cells of noisesim 0.2.0"):
+    with pytest.raises(UserError, match=f"cells of noisesim {version}, whose cell keys 0.4.0 no longer makes") as err:
         sweep(ckpt=tiny_ckpts["grasp"], sigma="0.1", programs=1, data=tiny_tsv, out=str(out), progress=False)
+    assert all(reason in str(err.value) for reason in reasons)
+    assert ("backbone's contents" in str(err.value)) == (version == "0.2.0")
