@@ -207,3 +207,27 @@ def test_plan_batches_trades_padding_for_fewer_batches():
     assert [len(c) for c in plan_batches(lengths, 100, overhead=0)] == [20, 1]
     assert [len(c) for c in plan_batches([100] * 30 + [101], 100)] == [30, 1]  # 30 padded tokens cost more
     assert plan_batches([], 4) == []
+
+
+def test_plan_batches_is_the_least_cost_cut():
+    """The pruned dynamic programme (starts at runs of equal lengths and multiples of max_rows) finds the least
+    padded tokens + overhead × batches that trying every start finds."""
+    import random
+
+    from noisesim.data import plan_batches
+
+    def least(lengths, max_rows, c):
+        s = sorted(lengths)
+        best = [0.0] + [float("inf")] * len(s)
+        for j in range(1, len(s) + 1):
+            for i in range(max(0, j - max_rows), j):
+                best[j] = min(best[j], best[i] + (j - i) * s[j - 1] + c)
+        return best[-1]
+
+    rng = random.Random(1)
+    for _ in range(300):
+        lengths = [rng.choice([rng.randint(1, 8), rng.randint(1, 40)]) for _ in range(rng.randint(1, 50))]
+        max_rows, c = rng.randint(1, 20), rng.choice([0, 1, 5, 24, 100])
+        chunks = plan_batches(lengths, max_rows, max_padding=10.0, overhead=c)
+        cost = sum(len(ch) * max(lengths[i] for i in ch) for ch in chunks) + c * len(chunks)
+        assert cost == least(lengths, max_rows, c)

@@ -194,14 +194,24 @@ def plan_batches(lengths: list[int], max_rows: int, max_padding: float = MAX_PAD
     sizes = [lengths[i] for i in order]
     real = sum(sizes)
 
+    # Where a best batch can start: moving a start inside a run of equal lengths to the right never costs more
+    # (the batch before keeps its width), until that batch is full; so starts are a run's first example plus
+    # multiples of max_rows. With them the least cost is exact, in O(n · runs) instead of O(n · max_rows).
+    mask = np.zeros(len(sizes), dtype=bool)
+    for p in range(len(sizes)):
+        if p == 0 or sizes[p] != sizes[p - 1]:
+            mask[p::max_rows] = True
+    runs = np.flatnonzero(mask)
+
     def cut(c: float) -> list[int]:
         n = len(sizes)
         best, start = np.zeros(n + 1), np.zeros(n + 1, dtype=np.int64)
         for j in range(1, n + 1):
             lo = max(0, j - max_rows)
-            costs = best[lo:j] + (j - np.arange(lo, j)) * sizes[j - 1]
+            starts = np.concatenate(([lo], runs[np.searchsorted(runs, lo, "right"):np.searchsorted(runs, j)]))
+            costs = best[starts] + (j - starts) * sizes[j - 1]
             i = int(np.argmin(costs))  # the first least: the longest batch
-            best[j], start[j] = costs[i] + c, lo + i
+            best[j], start[j] = costs[i] + c, starts[i]
         ends, j = [], n
         while j:
             ends.append(j)
