@@ -417,9 +417,13 @@ def sweep(
             if chips > 1 and programs == 1:
                 typer.echo("  (one programming per chip: chip and programming variation are not separable;"
                            " use --programs 2 or more)")
-    where = f" on {result.frame['data'].iloc[0]}" if result.frame["data"].nunique() > 1 else ""
-    named = "" if result.metric == "accuracy" else f"{title(result.metric)} "
-    typer.echo(f"chance ({chance_text(result.metric)}){where}: {named}{shown(result.chance, result.metric)}")
+    chances, metrics = result.meta.get("chance_by_data") or {}, result.meta.get("metric_by_data") or {}
+    if len(chances) > 1 and set(chances) <= set(metrics):  # each data set: its metric's chance level
+        typer.echo("chance: " + "; ".join(f"{d} {title(metrics[d])} {shown(c, metrics[d])}"
+                                          f" ({chance_text(metrics[d])})" for d, c in chances.items()))
+    else:
+        named = "" if result.metric == "accuracy" else f"{title(result.metric)} "
+        typer.echo(f"chance ({chance_text(result.metric)}): {named}{shown(result.chance, result.metric)}")
     for path in paths.values():
         typer.echo(f"wrote {path}")
 

@@ -47,7 +47,7 @@ def plot_axis(frame: pd.DataFrame) -> str:
         return "time"
     if "sigma" in axes:
         return "sigma"
-    return next((c for c in axes if c not in ("data", "profile")), "profile")
+    return next((c for c in axes if c not in ("data", "metric", "profile")), "profile")
 
 
 def default_hue(frame: pd.DataFrame) -> str:
@@ -380,7 +380,9 @@ def _title(frame: pd.DataFrame) -> str:
     sources = [Path(s).name if len(s) > 40 else s for s in sources]
     profiles = [str(p) for p in pd.unique(noisy["profile"])] if "profile" in noisy else []
     under = f" under {', '.join(profiles)} noise" if profiles else ""
-    return f"Accuracy on {', '.join(sources) or 'the data'}{under}"
+    metric = metric_of(frame)
+    what = "Score" if metric == "mixed" else "Accuracy" if metric == "accuracy" else title(metric)
+    return f"{what} on {', '.join(sources) or 'the data'}{under}"
 
 
 def _levels(part: pd.DataFrame) -> tuple[int, int, int]:

@@ -342,3 +342,21 @@ def test_train_refuses_bad_columns_and_labels_before_writing(tiny_dirs, pair_fil
     assert_user_error(invoke(*common, *PAIR_ARGS, "--metric", "mcc2"), "unknown metric")
     assert_user_error(invoke(*common, *PAIR_ARGS, "--text-pair-column", "hyp"), "lacks column(s) hyp")
     assert not out.exists()
+
+
+def test_config_files_take_the_data_options(tmp_path):
+    from noisesim.engine.config import SweepConfig, load_sweep_config
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text("ckpt: x\ndata: [rte-dev, my.jsonl]\ntext_column: premise\ntext_pair_column: hypothesis\n"
+                    "label_column: gold\nlabels: [entailment, not_entailment]\nmetric: f1\n")
+    config = SweepConfig.build(**load_sweep_config(path))
+    assert (config.text_column, config.text_pair_column, config.label_column, config.metric) == (
+        "premise", "hypothesis", "gold", "f1")
+    assert config.labels == ["entailment", "not_entailment"]
+    assert SweepConfig.build(ckpt="x", labels="a, b").labels == ["a", "b"]
+    path.write_text("ckpt: x\nmetrc: mcc\n")
+    with pytest.raises(UserError, match="unknown key 'metrc' \\(did you mean 'metric'\\?\\)"):
+        load_sweep_config(path)
+    with pytest.raises(UserError, match="--labels 'a': give at least two"):
+        SweepConfig.build(ckpt="x", labels="a")
