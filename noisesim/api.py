@@ -36,7 +36,7 @@ from noisesim.plots import check_formats, default_hue, default_stem, plot_axis, 
 from noisesim.stats import check_by
 from noisesim.stats import summarize as summarize_frame
 from noisesim.textio import atomic_write, expand_user
-from noisesim.training import TrainResult, sigma_values
+from noisesim.training import TrainResult, data_columns, sigma_values
 from noisesim.training import train as train_loop
 
 
@@ -103,8 +103,16 @@ def _plan(out, method, config, options: dict, *, model: str, twin: str | None, p
             raise UserError(f"--twin {twin!r} is the checkpoint being written: a checkpoint cannot be its own twin")
         # a store name stays a name; a path is kept absolute, so it resolves from anywhere
         twin = twin if twin_path.parent in checkpoints.stores() else str(twin_path.resolve())
-    load_table(config.eval_data)  # fail on bad data before the backbone is loaded
-    num_labels = max(2, max(load_table(config.train_data)["label"]) + 1)
+    columns = data_columns(config)
+    dev = load_table(config.eval_data, columns(config.eval_data))  # fail on bad data before the backbone is loaded
+    table = load_table(config.train_data, columns(config.train_data))
+    named = columns(config.train_data).labels
+    num_labels = max(2, len(named) if named is not None else 0, max(table["label"]) + 1)
+    if max(dev["label"]) >= num_labels:
+        raise UserError(f"--eval-data {config.eval_data} has label {max(dev['label'])}, but the training data"
+                        f" {config.train_data} give {num_labels} classes (labels 0 .. {num_labels - 1})")
+    if config.metric == "f1" and num_labels > 2:
+        raise UserError(f"metric f1 is binary F1, but the data have {num_labels} classes: give --metric f1-macro")
     notes = []
     if config.train_noise is not None and (noise := parse_train_noise(config.train_noise))[0] == "profile":
         profile = load_profile(noise[1])  # a missing or invalid profile fails now, not at the first step
@@ -222,6 +230,8 @@ def _train_and_write(plan: _Plan, progress: bool) -> tuple[Path, TrainResult, di
         "device": device_label(plan.device),  # where it trained: provenance, not part of the recipe
         "dtype": plan.dtype,
         "dev_accuracy": result.dev_accuracy,
+        **({"dev_metric": result.dev_metric, "dev_score": result.dev_score} if result.dev_metric != "accuracy"
+           else {}),
         "best_step": result.best_step,
         "trainable_parameters": result.trainable,
         "total_parameters": result.total,
@@ -266,8 +276,9 @@ def method_listing() -> list[dict]:
 def sweep(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfig | None = None,
           progress: bool = True, **options) -> SweepResult:
     """Run a sweep given as a ``SweepConfig`` or as its options (the CLI's names: ckpt, sigma, profile, time,
-    set, chips, programs (or seeds), reads, seed, data, twin, layers, analog, analog_head, out, csv, workers,
-    backend, ray_address, max_length, batch_size, device, dtype); ``analog`` picks which layers are on the devices
+    set, chips, programs (or seeds), reads, seed, data, text_column, text_pair_column, label_column, labels, metric,
+    twin, layers, analog, analog_head, out, csv, workers, backend, ray_address, max_length, batch_size, device,
+    dtype); ``analog`` picks which layers are on the devices
     (adapted, all, or a list such as 'q,k'; a list of selections is an axis).
     ``ckpt`` also takes Hugging Face sequence classifier folders and PEFT (LoRA, IA3)
     adapter folders, whose analog layers ``layers`` selects. With ``out`` (a folder, or 'auto') every cell is stored

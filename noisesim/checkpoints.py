@@ -69,6 +69,8 @@ class CheckpointMeta(BaseModel):
     method: MethodConfig
     training: TrainConfig | None = None
     dev_accuracy: float | None = Field(None, ge=0, le=1)
+    dev_metric: Literal["accuracy", "f1", "f1-macro", "mcc"] | None = None  # what selected the best step
+    dev_score: float | None = Field(None, ge=-1, le=1)  # its value there (MCC lies in [-1, 1])
     best_step: int | None = Field(None, ge=0)
     trainable_parameters: int | None = Field(None, ge=0)
     total_parameters: int | None = Field(None, ge=0)

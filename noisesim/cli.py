@@ -199,8 +199,18 @@ def train(
     seed: str = typer.Option(str(T.seed), help="training stream (head init, batches, dropout, training noise);"
                              " several (0,1,2) train one checkpoint per seed"),
     perm_seed: int = typer.Option(M.perm_seed, help="grouping stream (the random permutations)"),
-    data: str = typer.Option(T.train_data, help="training data: sst2-train or a TSV/CSV"),
+    data: str = typer.Option(T.train_data, help="training data: a bundled split (sst2-train, rte-train, cola-train)"
+                             " or a TSV/CSV, .jsonl, .parquet file or datasets save_to_disk folder"),
     eval_data: str = typer.Option(T.eval_data, help="dev data for model selection"),
+    text_column: str | None = typer.Option(None, help="the data's sentence column", show_default="the bundled"
+                                           " task's, else sentence"),
+    text_pair_column: str | None = typer.Option(None, help="the second sentence of a pair (tokenised as a pair)",
+                                                show_default="the bundled task's (rte: sentence2), else none"),
+    label_column: str | None = typer.Option(None, help="the data's label column", show_default="label"),
+    labels: str | None = typer.Option(None, help="label names that string labels map to, comma-separated (class i"
+                                      " is the i-th)", show_default="the bundled task's, else integer labels"),
+    metric: str | None = typer.Option(None, help="dev metric that selects the best step: accuracy | f1 | f1-macro |"
+                                      " mcc", show_default="the task's: cola mcc, else accuracy"),
     twin: str | None = typer.Option(None, help="name of this model's deterministic twin (swept alongside)"),
     device: str = typer.Option("auto", help="where training runs: auto (CUDA when torch sees a GPU, else cpu) |"
                                " cpu | cuda | cuda:N; GPU draws differ from CPU draws"),
@@ -220,7 +230,9 @@ def train(
                        sigma_lr=sigma_lr, lam=lam, sigma_target=sigma_target, sigma_reduction=sigma_reduction,
                        target_warmup=target_warmup, length_group=length_group, eval_every=eval_every,
                        dropout=None if dropout < 0 and math.isfinite(dropout) else dropout, train_noise=train_noise,
-                       train_noise_per=train_noise_per, seed=seeds[0], train_data=data, eval_data=eval_data)
+                       train_noise_per=train_noise_per, seed=seeds[0], train_data=data, eval_data=eval_data,
+                       text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
+                       labels=labels, metric=metric)
     if len(seeds) == 1:
         runs = [train_checkpoint(out, mcfg, tcfg, model=model, twin=twin, pooling=pooling, device=device,
                                  dtype=dtype)]
@@ -232,8 +244,12 @@ def train(
     for folder, result, meta in runs:
         typer.echo(f"trainable parameters: {result.trainable:,} of {result.total:,}"
                    f" ({result.percent_trainable:.3f} %)")
-        typer.echo(f"best dev accuracy {100 * result.dev_accuracy:.2f} % at step {result.best_step};"
-                   f" {result.seconds:.0f} s")
+        if result.dev_metric == "accuracy":
+            typer.echo(f"best dev accuracy {100 * result.dev_accuracy:.2f} % at step {result.best_step};"
+                       f" {result.seconds:.0f} s")
+        else:
+            typer.echo(f"best dev {result.dev_metric} {100 * result.dev_score:.2f} (× 100; accuracy"
+                       f" {100 * result.dev_accuracy:.2f} %) at step {result.best_step}; {result.seconds:.0f} s")
         if "sigma_learned" in meta:
             s = meta["sigma_learned"]
             typer.echo("learned σ: mean {mean:.4f}, std {std:.4f}, 5/50/95 % {q05:.4f} / {q50:.4f} / {q95:.4f}"
@@ -317,6 +333,11 @@ def sweep(
     reads: int | None = sweep_option("reads"),
     seed: int | None = sweep_option("seed"),
     data: list[str] = sweep_option("data", "--data"),
+    text_column: str | None = sweep_option("text_column", default_text="the bundled task's, else sentence"),
+    text_pair_column: str | None = sweep_option("text_pair_column", default_text="the bundled task's, else none"),
+    label_column: str | None = sweep_option("label_column", default_text="label"),
+    labels: str | None = sweep_option("labels", default_text="the bundled task's, else integer labels"),
+    metric: str | None = sweep_option("metric", default_text="the task's: cola mcc, else accuracy"),
     twin: bool | None = sweep_option("twin", "--twin/--no-twin"),
     layers: str | None = sweep_option("layers"),
     analog: list[str] = sweep_option("analog", "--analog"),
@@ -336,6 +357,7 @@ def sweep(
     """Evaluate checkpoints under device noise: table, results store and plot."""
     from noisesim.api import sweep as run_sweep
     from noisesim.engine.config import SweepConfig, load_sweep_config
+    from noisesim.metrics import chance_text, title
     from noisesim.report import pivot_table
     from noisesim.stats import summarize
 
@@ -344,6 +366,8 @@ def sweep(
     programs = seeds if programs is None else programs
     given = {"ckpt": ckpt or None, "sigma": sigma, "profile": profile or None, "time": time, "set": set_ or None,
              "chips": chips, "programs": programs, "reads": reads, "seed": seed, "data": data or None, "twin": twin,
+             "text_column": text_column, "text_pair_column": text_pair_column, "label_column": label_column,
+             "labels": labels, "metric": metric,
              "layers": layers, "analog": analog or None, "analog_head": analog_head, "out": out,
  "csv": csv, "workers": workers, "backend": backend,
              "ray_address": ray_address, "max_length": max_length, "batch_size": batch_size, "device": device,
@@ -375,7 +399,9 @@ def sweep(
         clean = "ideal: clean" if references["profile"].eq("ideal").all() else "σ=0: clean"
     noisy = result.frame[~result.frame["clean"]]
     chips, programs, reads = (int(noisy[c].nunique()) if len(noisy) else 1 for c in ("chip", "program", "read"))
-    typer.echo(f"accuracy (%) on {', '.join(result.frame['data'].unique())}, mean ± std over {chips} chip(s)"
+    from noisesim.report import measured, shown
+
+    typer.echo(f"{measured(result)} on {', '.join(result.frame['data'].unique())}, mean ± std over {chips} chip(s)"
                f" (device-to-device) × {programs} programming(s) (cycle-to-cycle: write) × {reads} read(s)"
                f" (cycle-to-cycle: read) ({clean})"
                + (f"; {reused} of {result.meta['cells']} cells were already stored" if reused else ""))
@@ -391,7 +417,13 @@ def sweep(
             if chips > 1 and programs == 1:
                 typer.echo("  (one programming per chip: chip and programming variation are not separable;"
                            " use --programs 2 or more)")
-    typer.echo(f"chance (majority class): {100 * result.chance:.1f} %")
+    chances, metrics = result.meta.get("chance_by_data") or {}, result.meta.get("metric_by_data") or {}
+    if len(chances) > 1 and set(chances) <= set(metrics):  # each data set: its metric's chance level
+        typer.echo("chance: " + "; ".join(f"{d} {title(metrics[d])} {shown(c, metrics[d])}"
+                                          f" ({chance_text(metrics[d])})" for d, c in chances.items()))
+    else:
+        named = "" if result.metric == "accuracy" else f"{title(result.metric)} "
+        typer.echo(f"chance ({chance_text(result.metric)}): {named}{shown(result.chance, result.metric)}")
     for path in paths.values():
         typer.echo(f"wrote {path}")
 
@@ -411,8 +443,14 @@ def sensitivity(
     programs: int | None = sweep_option("programs", "--programs"),
     reads: int | None = sweep_option("reads"),
     seed: int | None = sweep_option("seed"),
-    data: str | None = typer.Option(None, "--data", help="sst2-dev, sst2-train, or a TSV/CSV with sentence,label",
+    data: str | None = typer.Option(None, "--data", help="a bundled split (sst2-dev, rte-dev, cola-dev, …) or a"
+                                    " TSV/CSV, .jsonl, .parquet file or datasets save_to_disk folder",
                                     show_default="sst2-dev"),
+    text_column: str | None = sweep_option("text_column", default_text="the bundled task's, else sentence"),
+    text_pair_column: str | None = sweep_option("text_pair_column", default_text="the bundled task's, else none"),
+    label_column: str | None = sweep_option("label_column", default_text="label"),
+    labels: str | None = sweep_option("labels", default_text="the bundled task's, else integer labels"),
+    metric: str | None = sweep_option("metric", default_text="the task's: cola mcc, else accuracy"),
     layers: str | None = sweep_option("layers"),
     analog_head: bool | None = sweep_option("analog_head", "--analog-head/--no-analog-head"),
     out: str | None = sweep_option("out", default_text="./noisesim-sensitivity-<time>-<pid>"),
@@ -429,6 +467,8 @@ def sensitivity(
 
     given = {"time": time, "set": set_ or None, "chips": chips, "programs": programs, "reads": reads, "seed": seed,
              "data": data, "layers": layers, "analog_head": analog_head, "workers": workers,
+             "text_column": text_column, "text_pair_column": text_pair_column, "label_column": label_column,
+             "labels": labels, "metric": metric,
              "max_length": max_length, "batch_size": batch_size, "device": device, "dtype": dtype}
     where = out if out not in (None, "auto") else str(
         Path.cwd() / f"noisesim-sensitivity-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}")
@@ -443,7 +483,9 @@ def sensitivity(
         typer.echo(f"note: {note}", err=True)
     meta = result.sweep.meta
     reused = meta.get("cells_reused", 0)
-    typer.echo(f"accuracy drop per {by} of {result.sweep.frame['checkpoint'].iloc[0]} under {result.setting}"
+    measure = result.table.attrs.get("metric", "accuracy")
+    what = "accuracy" if measure == "accuracy" else f"{measure} (× 100)"
+    typer.echo(f"{what} drop per {by} of {result.sweep.frame['checkpoint'].iloc[0]} under {result.setting}"
                f" (clean − noisy, ± std over {int(result.table['count'].max())} realization(s);"
                + (" the head analog in every unit," if meta.get("analog_head") else "") + " the rest clean)"
                + (f"; {reused} of {meta['cells']} cells were already stored" if reused else ""))

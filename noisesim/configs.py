@@ -22,6 +22,12 @@ DEFAULT_LR = {"full": 5e-5, "ia3": 3e-3}
 FALLBACK_LR = 1e-3
 MAX_TIME_S = 1000 * 365 * 86400.0  # the longest time a sweep or training noise takes (1000 years)
 LAYER_PRESETS = {"all": ("q", "k", "v", "o", "ff1", "ff2"), "kvf2": ("k", "v", "ff2"), "ff2": ("ff2",)}
+# Evaluation metrics (noisesim.metrics computes them with scikit-learn): f1 is binary (class 1 positive), f1-macro the
+# unweighted mean over classes, mcc Matthews' correlation coefficient.
+METRIC_NAMES = ("accuracy", "f1", "f1-macro", "mcc")
+# Data settings added after checkpoints were first written: None (the data set's own) is left out of a recipe's
+# identity, so recipes trained before they existed keep their ids.
+DATA_FIELDS = ("text_column", "text_pair_column", "label_column", "labels", "metric")
 
 # The settings that act only for some methods: field → the methods it acts on. Another method must keep the
 # field's default (``check_effective``), and a recipe's identity ignores it (``effective_settings``).
@@ -66,6 +72,43 @@ def check_method(name: str) -> str:
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise UserError(f"unknown method {name!r}: {hint}known: {', '.join(METHOD_NAMES)}")
     return name
+
+
+def check_metric(name: object) -> str:
+    """A known metric name (accuracy, f1, f1-macro, mcc), else UserError with a did-you-mean."""
+    if not isinstance(name, str) or name not in METRIC_NAMES:
+        text = str(name).strip().lower()
+        close = [m for m in METRIC_NAMES if text and m.startswith(text)][:1] or difflib.get_close_matches(
+            text, METRIC_NAMES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UserError(f"unknown metric {name!r}: {hint}known: {', '.join(METRIC_NAMES)}")
+    return name
+
+
+def parse_labels(value: object) -> list[str] | None:
+    """--labels as a list of label names ('entailment,not_entailment' or a list): at least two, each non-empty and
+    once; None stays None. The i-th name is class i."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(x, str) for x in items):
+        raise UserError(f"--labels {value!r}: give label names, comma-separated (e.g. entailment,not_entailment)")
+    items = [x.strip() for x in items]
+    if len(items) < 2 or not all(items):
+        raise UserError(f"--labels {value!r}: give at least two non-empty label names, comma-separated (e.g."
+                        " entailment,not_entailment; the first is class 0)")
+    if twice := sorted({x for x in items if items.count(x) > 1}):
+        raise UserError(f"--labels {value!r} names {twice[0]!r} twice: give each label once")
+    return items
+
+
+def check_column(value: object, flag: str) -> str | None:
+    """A column name (non-empty, printable) or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or not value.isprintable():
+        raise UserError(f"{flag} {value!r}: give a column name")
+    return value.strip()
 
 
 def parse_layers(layers: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -224,6 +267,9 @@ class TrainConfig(StrictConfig):
       draws the exact output-space equivalent independently for every token.
     dropout: dropout probability of every dropout layer (backbone and head) while training;
       None keeps the model's own (0 by default: the noise already regularises, and steps are faster).
+    text_column, text_pair_column, label_column, labels: where the data's sentence(s) and label are, and the label
+      names strings map to (class i is the i-th); None: the bundled task's own, else sentence / none / label.
+    metric: the dev metric that selects the best step (accuracy, f1, f1-macro, mcc); None: the task's own.
     """
 
     label: ClassVar[str] = "training config"
@@ -246,6 +292,26 @@ class TrainConfig(StrictConfig):
     seed: int = Field(0, ge=0, lt=2**63)
     train_data: str = Field("sst2-train", min_length=1)
     eval_data: str = Field("sst2-dev", min_length=1)
+    text_column: str | None = None
+    text_pair_column: str | None = None
+    label_column: str | None = None
+    labels: list[str] | None = None
+    metric: str | None = None
+
+    @field_validator("text_column", "text_pair_column", "label_column")
+    @classmethod
+    def _column(cls, value: str | None, info) -> str | None:
+        return check_column(value, "--" + info.field_name.replace("_", "-"))
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value):
+        return parse_labels(value)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, value: str | None) -> str | None:
+        return None if value is None else check_metric(value)
 
     @field_validator("train_noise")
     @classmethod
@@ -333,7 +399,8 @@ def effective_settings(method: dict, training: dict | None) -> dict:
         if isinstance(value, str) and value not in LAYER_PRESETS:
             kept_method[key] = canonical_roles(value)
     kept_training = None if training is None else {
-        k: v for k, v in training.items() if k != "seed" and name in TRAIN_ONLY.get(k, (name,))}
+        k: v for k, v in training.items() if k != "seed" and name in TRAIN_ONLY.get(k, (name,))
+        and not (k in DATA_FIELDS and v is None)}
     if kept_training and isinstance(kept_training.get("train_noise"), str):  # ' gaussian:0.1 ' is 'gaussian:0.1'
         kept_training["train_noise"] = kept_training["train_noise"].strip()
     return {"method": kept_method, "training": kept_training}

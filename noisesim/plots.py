@@ -16,7 +16,17 @@ import numpy as np
 import pandas as pd
 
 from noisesim.errors import UserError
-from noisesim.stats import axis_columns, check_realizations, clean_rows, group_by, varying, with_recipe
+from noisesim.metrics import chance_text, title, unit
+from noisesim.stats import (
+    axis_columns,
+    check_realizations,
+    clean_rows,
+    group_by,
+    metric_of,
+    value_column,
+    varying,
+    with_recipe,
+)
 from noisesim.textio import atomic_write
 
 FORMATS = ("png", "svg", "pdf")
@@ -37,7 +47,7 @@ def plot_axis(frame: pd.DataFrame) -> str:
         return "time"
     if "sigma" in axes:
         return "sigma"
-    return next((c for c in axes if c not in ("data", "profile")), "profile")
+    return next((c for c in axes if c not in ("data", "metric", "profile")), "profile")
 
 
 def default_hue(frame: pd.DataFrame) -> str:
@@ -281,14 +291,17 @@ class Look:
         return values + shift
 
     def draw(self, ax, data: pd.DataFrame, reference: pd.DataFrame, chance: float | None) -> None:
-        """Mean ± 1 SD of accuracy against x on one axes, the clean reference and the chance level."""
+        """Mean ± 1 SD of the score (accuracy, or the rows' metric) against x on one axes, the clean reference and
+        the chance level."""
+        value = value_column(data)
+        self.metric = metric_of(data)
         for name, part in data.groupby([self.hue, *self.style_keys], sort=False, dropna=False):
             name = name if isinstance(name, tuple) else (name,)
             colour = self.colours[_key(name[0])]
             style = self.styles[_key(tuple(name[1:]))]
             slot = self.slots[_key(name)]
             # one realization has no spread: no error bar (NaN), rather than a bar of zero length
-            stats = part.groupby(self.xcol, sort=not self.categorical)["accuracy"].agg(["mean", "std"]).reset_index()
+            stats = part.groupby(self.xcol, sort=not self.categorical)[value].agg(["mean", "std"]).reset_index()
             pos = self.position(stats[self.xcol], slot)
             if self.categorical:
                 ax.bar(pos, 100 * stats["mean"], self.step, yerr=100 * stats["std"], capsize=3, color=colour,
@@ -302,7 +315,7 @@ class Look:
         by = self.hue if self.hue in reference and reference[self.hue].notna().all() else "checkpoint"
         for name, part in reference.groupby(by, sort=False):
             colour = self.colours.get(_key(name), "black")
-            level = 100 * part["accuracy"].mean()
+            level = 100 * part[value_column(part)].mean()
             ax.axhline(level, color=colour, linestyle=":", linewidth=1.3)
             if colour == "black" and reference[by].nunique() > 1:  # not told apart by colour: name it
                 ax.annotate(str(name), (1, level), xycoords=("axes fraction", "data"), fontsize=7, ha="right",
@@ -312,7 +325,7 @@ class Look:
         if self.categorical:
             ax.set_xticks(range(len(self.order)), [_text(v) for v in self.order])
             floor = min(self.low, 100 * chance) if chance is not None else self.low
-            ax.set_ylim(max(0.0, floor - 5), 100)
+            ax.set_ylim(max(-100.0 if self.metric in ("mcc", "mixed") else 0.0, floor - 5), 100)
         else:
             if self.x == "time":
                 ax.set_xscale("log")
@@ -322,7 +335,7 @@ class Look:
                 ax.set_xticks(self.ticks, [f"{v:g}" for v in self.ticks])
             ax.minorticks_off()
         ax.set_xlabel(LABELS.get(self.x, self.x))
-        ax.set_ylabel("accuracy (%)")
+        ax.set_ylabel(_ylabel(self.metric))
         ax.grid(alpha=0.3)
 
     def handles(self, chance: float | None, reference: bool) -> list:
@@ -348,8 +361,17 @@ class Look:
         if reference:
             out.append(Line2D([], [], color="black", linestyle=":", label="clean (no noise)"))
         if chance is not None:
-            out.append(Line2D([], [], color="0.55", label=f"chance ({100 * chance:.1f} %)"))
+            metric = getattr(self, "metric", "accuracy")
+            shown = f"{100 * chance:.1f} %" if metric in ("accuracy", "f1", "f1-macro") else f"{100 * chance:.1f}"
+            why = "" if metric == "accuracy" else "; " + (
+                chance_text(metric) if metric != "mixed" else "first data set")
+            out.append(Line2D([], [], color="0.55", label=f"chance ({shown}{why})"))
         return out
+
+
+def _ylabel(metric: str) -> str:
+    """'accuracy (%)', 'MCC (× 100)', or 'score (× 100)' for several metrics."""
+    return "score (× 100)" if metric == "mixed" else f"{title(metric)} ({unit(metric)})"
 
 
 def _title(frame: pd.DataFrame) -> str:
@@ -358,7 +380,9 @@ def _title(frame: pd.DataFrame) -> str:
     sources = [Path(s).name if len(s) > 40 else s for s in sources]
     profiles = [str(p) for p in pd.unique(noisy["profile"])] if "profile" in noisy else []
     under = f" under {', '.join(profiles)} noise" if profiles else ""
-    return f"Accuracy on {', '.join(sources) or 'the data'}{under}"
+    metric = metric_of(frame)
+    what = "Score" if metric == "mixed" else "Accuracy" if metric == "accuracy" else title(metric)
+    return f"{what} on {', '.join(sources) or 'the data'}{under}"
 
 
 def _levels(part: pd.DataFrame) -> tuple[int, int, int]:

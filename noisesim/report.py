@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from noisesim.stats import summarize, varying
+from noisesim.metrics import chance_text, title, unit
+from noisesim.stats import metric_of, summarize, varying
 
 
 def by_recipe(summary: pd.DataFrame) -> bool:
@@ -74,11 +75,19 @@ def markdown_report(result) -> str:
     recipes = by_recipe(summary)
     table = pivot_table(summary).reset_index()
     over = " over training seeds × realizations" if recipes else ""
-    lines = [f"# Sweep on {result.meta.get('data', result.frame['data'].iloc[0])}: accuracy (%), mean ± std{over}",
+    metric = metric_of(result.frame)
+    lines = [f"# Sweep on {result.meta.get('data', result.frame['data'].iloc[0])}: {measured(result)}, mean ± std"
+             f"{over}{chance_note(result) if metric != 'accuracy' else ''}",
              "", "| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    if result.chance is not None:
-        lines += ["", f"Chance (majority class): {100 * result.chance:.1f} %."]
+    if result.chance is not None and metric != "mixed":
+        lines += ["", f"Chance ({chance_text(metric)}): {shown(result.chance, metric)}."]
+    elif metric == "mixed":
+        by = result.meta.get("chance_by_data") or {}
+        metrics = result.meta.get("metric_by_data") or {}
+        lines += ["", "Chance: " + "; ".join(
+            f"{d}: {title(metrics[d])} {shown(c, metrics[d])} ({chance_text(metrics[d])})"
+            for d, c in by.items() if d in metrics) + "."]
     cols = ["checkpoint", *[c for c in varying(summary) if c != "time"],
             *(["time"] if "time" in varying(summary) else []), "count", "mean", "ci95_low", "ci95_high",
             "sd_chip", "sd_program", "sd_read"]
@@ -87,7 +96,9 @@ def markdown_report(result) -> str:
                 "sd_seed_means", "sd_train", "sd_chip", "sd_program", "sd_read"]
     detail = summary[summary["count"] > 1][[c for c in dict.fromkeys(cols) if c in summary]]
     if len(detail):
-        lines += ["", "## 95 % intervals and spread by level (accuracy points)", "",
+        points = "accuracy points" if metric == "accuracy" else f"{title(metric)} points (× 100)" if metric != "mixed" \
+            else "points (× 100)"
+        lines += ["", f"## 95 % intervals and spread by level ({points})", "",
                   *(["sd_seed_means: std of the seeds' mean accuracies; sd_train: the seed-to-seed part, from"
                      " realizations paired across seeds (each seed sees the same chips); the interval treats"
                      " seeds × realizations as independent.", ""] if recipes else []),
@@ -102,6 +113,29 @@ def markdown_report(result) -> str:
                   f" torch {meta.get('torch')}; {len(result.frame)} cells in"
                   f" results.parquet (the last sweep into this folder had {meta.get('cells', '?')})."]
     return "\n".join(lines)
+
+
+def measured(result) -> str:
+    """What the table's numbers are: 'accuracy (%)', 'MCC (× 100)', or, for data sets scored by different
+    metrics, 'score (× 100; accuracy for sst2-dev, MCC for cola-dev)'."""
+    metric = metric_of(result.frame)
+    if metric != "mixed":
+        return f"{title(metric)} ({unit(metric)})"
+    by = result.meta.get("metric_by_data") or dict(result.frame.groupby("data", sort=False)["metric"].first())
+    return "score (× 100; " + ", ".join(f"{title(m)} for {d}" for d, m in by.items()) + ")"
+
+
+def shown(value: float, metric: str) -> str:
+    """A value as tables show it: '54.1 %' (accuracy, F1), '0.0 (× 100)' (MCC)."""
+    return f"{100 * value:.1f} %" if unit(metric) == "%" else f"{100 * value:.1f} (× 100)"
+
+
+def chance_note(result) -> str:
+    """'; chance 0.0 (× 100; any constant prediction)' for the header of a table of another metric than accuracy."""
+    metric = metric_of(result.frame)
+    if result.chance is None or metric == "mixed":
+        return ""
+    return f"; chance {shown(result.chance, metric)} ({chance_text(metric)})"
 
 
 def _cell(name: str, value, axes: list[str]) -> str:

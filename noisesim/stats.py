@@ -32,6 +32,26 @@ def clean_rows(frame: pd.DataFrame) -> pd.Series:
 REALIZATION = ["seed", "chip", "program", "read"]
 
 
+def value_column(frame: pd.DataFrame) -> str:
+    """The column summarised: ``score`` (the value of each row's ``metric``), or ``accuracy`` for a table written
+    before metrics (or one without a score)."""
+    return "score" if "score" in frame.columns else "accuracy"
+
+
+def metric_of(frame: pd.DataFrame) -> str:
+    """The metric a table's values measure: its ``metric`` column's one value ('mixed' for several), else
+    accuracy."""
+    if "metric" not in frame.columns or value_column(frame) == "accuracy":
+        return "accuracy"
+    names = frame["metric"].dropna().unique()
+    return str(names[0]) if len(names) == 1 else "accuracy" if not len(names) else "mixed"
+
+
+def _floor(part: pd.DataFrame) -> float:
+    """The least value the rows' metric can take: -1 where a row is an MCC, else 0."""
+    return -1.0 if value_column(part) == "score" and "metric" in part and part["metric"].eq("mcc").any() else 0.0
+
+
 def check_realizations(frame: pd.DataFrame) -> None:
     """Refuse a table that cannot be summarised honestly: an accuracy that is not a number in [0, 1], two rows
     for one setting and one realization (from different inputs, e.g. a checkpoint or data set that changed
@@ -45,6 +65,11 @@ def check_realizations(frame: pd.DataFrame) -> None:
     if not acc.between(0, 1).all():
         bad = frame["accuracy"][~acc.between(0, 1)].iloc[0]
         raise UserError(f"the results hold accuracy {bad!r}, not a number in [0, 1]; rerun the sweep")
+    if value_column(frame) == "score":
+        score = pd.to_numeric(frame["score"], errors="coerce")
+        if not score.between(-1, 1).all():
+            bad = frame["score"][~score.between(-1, 1)].iloc[0]
+            raise UserError(f"the results hold score {bad!r}, not a number in [-1, 1]; rerun the sweep")
     subset = [c for c in [*axis_columns(frame), *REALIZATION] if c in frame]
     twice = frame.duplicated(subset=subset, keep=False)
     if twice.any():
@@ -77,11 +102,12 @@ def _nested(part: pd.DataFrame) -> dict[str, float]:
         part = part.assign(chip=part["seed"].astype(str) + ":" + part["chip"].astype(str))
     n_reads = part.groupby(["chip", "program"]).size().min()
     n_prog = part.groupby("chip")["program"].nunique().min()
-    read = part.groupby(["chip", "program"])["accuracy"].var().mean() if n_reads > 1 else math.nan
-    prog_means = part.groupby(["chip", "program"])["accuracy"].mean()
+    value = value_column(part)
+    read = part.groupby(["chip", "program"])[value].var().mean() if n_reads > 1 else math.nan
+    prog_means = part.groupby(["chip", "program"])[value].mean()
     prog_var = prog_means.groupby(level="chip").var().mean() if n_prog > 1 else math.nan
     program = prog_var - (0 if math.isnan(read) else read / n_reads) if not math.isnan(prog_var) else math.nan
-    chip_means = part.groupby("chip")["accuracy"].mean()
+    chip_means = part.groupby("chip")[value].mean()
     # with one programming per chip, chip and programming variation cannot be told apart
     chip_var = chip_means.var() if len(chip_means) > 1 and n_prog > 1 else math.nan
     lower = (0 if math.isnan(program) else max(program, 0) / n_prog) + (
@@ -102,7 +128,7 @@ def variance_components(part: pd.DataFrame) -> dict[str, float]:
     (clipped at 0; NaN where a level has a single value, and for chips when each chip was programmed
     once, since chip and programming variation are then confounded).
     """
-    acc = part["accuracy"]
+    acc = part[value_column(part)]
     out = {"sd_total": float(acc.std()) if len(acc) > 1 else math.nan}
     out.update({f"sd_{level}": _sd(var) for level, var in _nested(part).items()})
     return out
@@ -133,7 +159,7 @@ def train_variance(part: pd.DataFrame, clean: bool = False) -> float:
     keys = [c for c in REALIZATION if c in part]
     if part["checkpoint"].nunique() < 2 or not keys:
         return math.nan
-    table = part.pivot_table(index=keys, columns="checkpoint", values="accuracy", aggfunc="mean").dropna()
+    table = part.pivot_table(index=keys, columns="checkpoint", values=value_column(part), aggfunc="mean").dropna()
     n_real, n_seeds = table.shape
     if n_real == 0 or n_seeds < 2 or (n_real == 1 and not clean):
         return math.nan
@@ -160,9 +186,9 @@ def seed_components(part: pd.DataFrame, clean: bool = False) -> dict[str, float]
     mean accuracies, the number to compare with a difference between methods (it still holds noise / R).
     sd_total: the std of all rows. A level that cannot be estimated is NaN (sd_train, sd_seed_means: one seed).
     """
-    acc = part["accuracy"]
+    acc = part[value_column(part)]
     per_seed = pd.DataFrame([_nested(seed) for _, seed in part.groupby("checkpoint", sort=False)])
-    means = part.groupby("checkpoint", sort=False)["accuracy"].mean()
+    means = part.groupby("checkpoint", sort=False)[value_column(part)].mean()
     out = {"sd_seed_means": float(means.std()) if len(means) > 1 else math.nan,
            "sd_total": float(acc.std()) if len(acc) > 1 else math.nan,
            "sd_train": _sd(train_variance(part, clean))}
@@ -262,8 +288,9 @@ def group_by(frame: pd.DataFrame, by: str = "auto") -> str:
 
 
 def summarize(frame: pd.DataFrame, by: str = "auto") -> pd.DataFrame:
-    """Mean, std, count and a 95 % interval of accuracy per checkpoint (or recipe) × setting × time, and how
-    the spread splits into training-seed, chip, programming and read parts.
+    """Mean, std, count and a 95 % interval of the score (each row's metric: ``value_column``; accuracy for older
+    tables) per checkpoint (or recipe) × setting × time, and how the spread splits into training-seed, chip,
+    programming and read parts.
 
     ``by``: 'checkpoint' (one group per checkpoint; sd_train is NaN), 'recipe' or 'auto' ('recipe' when some
     recipe spans two or more checkpoints, else 'checkpoint': see ``group_by``). By recipe the checkpoint column
@@ -281,7 +308,7 @@ def summarize(frame: pd.DataFrame, by: str = "auto") -> pd.DataFrame:
         keys = ["recipe" if c == "checkpoint" else c for c in keys] if "checkpoint" in keys else ["recipe", *keys]
     rows = []
     for values, part in frame.groupby(keys, sort=False, dropna=False):
-        acc = part["accuracy"]
+        acc = part[value_column(part)]
         # Student's t: with n = 3 realizations the 95 % half-width is 4.30·s/√n, not 1.96·s/√n; an accuracy
         # lies in [0, 1], so is the interval; one realization has no spread to show (NaN, printed without ±)
         n, mean = len(acc), acc.mean()
@@ -291,7 +318,7 @@ def summarize(frame: pd.DataFrame, by: str = "auto") -> pd.DataFrame:
                "clean": clean, "mean": mean, "std": acc.std() if n > 1 else math.nan, "count": n}
         if by == "recipe":
             row["seeds"] = int(part["checkpoint"].nunique())
-        row.update({"ci95_low": max(0.0, mean - half) if n > 1 else math.nan,
+        row.update({"ci95_low": max(_floor(part), mean - half) if n > 1 else math.nan,
                     "ci95_high": min(1.0, mean + half) if n > 1 else math.nan})
         if by == "recipe":
             parts = seed_components(part, clean)

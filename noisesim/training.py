@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from noisesim.configs import MethodConfig, TrainConfig, parse_train_noise
-from noisesim.data import EvalBatches, encode, load_table, train_batches
+from noisesim.data import EvalBatches, columns_for, encode, load_table, metric_for, train_batches
 from noisesim.devices import Profile, load_profile
 from noisesim.errors import UserError
-from noisesim.evaluate import accuracy
+from noisesim.evaluate import accuracy, measure
 from noisesim.hardware import autocast
 from noisesim.methods import (
     AdapterLinear,
@@ -40,6 +40,12 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     interrupted: bool = False
     written: bool = True  # False: interrupted, and the target's earlier checkpoint was kept (nothing written)
+    dev_metric: str = "accuracy"  # what selected the best step
+    dev_score: float | None = None  # its value at the best step (None: the accuracy)
+
+    def __post_init__(self):
+        if self.dev_score is None:
+            self.dev_score = self.dev_accuracy
 
     @property
     def percent_trainable(self) -> float:
@@ -177,6 +183,11 @@ def diverged(step: int, what: str) -> UserError:
                      " (lower --lr, --head-lr or --sigma-lr, or --lambda)")
 
 
+def data_columns(cfg: TrainConfig):
+    """data name → its ``Columns`` under the training config's column settings."""
+    return lambda source: columns_for(source, cfg.text_column, cfg.text_pair_column, cfg.label_column, cfg.labels)
+
+
 def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None, progress: bool = True, *,
           method: MethodConfig | None = None, device: torch.device | str = "cpu", dtype: str = "float32"
           ) -> TrainResult:
@@ -204,13 +215,16 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None,
             if isinstance(module, torch.nn.Dropout):
                 module.p = cfg.dropout
     pad = tok.pad_token_id
-    train_set = encode(load_table(cfg.train_data), tok, cfg.max_length, cfg.train_data)
+    columns = data_columns(cfg)
+    metric = metric_for(cfg.eval_data, cfg.metric)
+    train_set = encode(load_table(cfg.train_data, columns(cfg.train_data)), tok, cfg.max_length, cfg.train_data)
     longest = max(map(len, train_set.input_ids), default=0)
     if limit is not None and longest > limit:
         raise UserError(f"--max-length {cfg.max_length} lets sentences of {longest} tokens through, but"
                         f" {backbone.name!r} takes at most {limit}: use --max-length {limit} or less")
     dev_length = min(128, limit) if limit is not None else 128
-    dev = EvalBatches.build(encode(load_table(cfg.eval_data), tok, dev_length, cfg.eval_data), pad).to(device)
+    dev = EvalBatches.build(encode(load_table(cfg.eval_data, columns(cfg.eval_data)), tok, dev_length, cfg.eval_data),
+                            pad).to(device)
     adapters = adapters_of(model)
     if programmed := [n for n, a in adapters.items() if a.is_programmed]:
         raise RuntimeError(f"adapter {programmed[0]} holds a device realization: unprogram it before training")
@@ -230,7 +244,9 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None,
     batches = train_batches(train_set, pad, cfg.batch_size, generator(cfg.seed, "train", "batches"),
                             group=cfg.length_group)
     with autocast(device, dtype):
-        best = TrainResult(trainable_state(backbone), accuracy(model, dev), 0, trainable, total, 0.0)
+        acc, score = measure(model, dev, metric, accuracy)
+        best = TrainResult(trainable_state(backbone), acc, 0, trainable, total, 0.0, dev_metric=metric,
+                           dev_score=score)
     start = time.time()
     bar = tqdm(range(1, cfg.steps + 1), desc="train", disable=not progress, dynamic_ncols=True)
     try:
@@ -264,8 +280,9 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None,
                     if bad:
                         raise diverged(step, f"parameter {bad[0]}")
                     with autocast(device, dtype):
-                        acc = accuracy(model, dev)
+                        acc, score = measure(model, dev, metric, accuracy)
                     row = {"step": step, "task_loss": float(task.detach()), "dev_accuracy": acc,
+                           **({f"dev_{metric}": score} if metric != "accuracy" else {}),
                            "seconds": round(time.time() - start, 1)}
                     if noise is not None:
                         row["train_noise_scale"] = ramp_at(step, cfg)
@@ -277,8 +294,9 @@ def train(backbone: Backbone, cfg: TrainConfig, sigma_init: float | None = None,
                     # A stochastic (or HWA) model is only selected once σ (the noise) has reached its target:
                     # an earlier one has seen less noise and would be picked for clean accuracy alone.
                     eligible = not (sigma or noise) or step >= cfg.target_warmup * cfg.steps
-                    if eligible and (acc >= best.dev_accuracy or best.best_step == 0):
+                    if eligible and (score >= best.dev_score or best.best_step == 0):
                         best.state, best.dev_accuracy, best.best_step = trainable_state(backbone), acc, step
+                        best.dev_score = score
                     bar.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
                 bar.set_postfix(loss=f"{float(task.detach()):.3f}")
     except KeyboardInterrupt:  # keep the best checkpoint so far; the caller decides what to write

@@ -1,5 +1,5 @@
 """The wheel built from the source tree holds every module and data file (profiles from devices/ as
-noisesim/profiles, shipped checkpoints, SST-2), no symlink, and once installed finds its profiles."""
+noisesim/profiles, shipped checkpoints, SST-2, RTE and CoLA), no symlink, and once installed finds its profiles."""
 
 import json
 import os
@@ -58,8 +58,11 @@ def test_wheel_holds_modules_profiles_checkpoints_and_data(wheel):
             for part in ("adapter.safetensors", "config.json"):
                 file = f"noisesim/shipped/{name}/{part}"
                 assert zf.read(file) == (REPO / file).read_bytes()
-        data = [f for f in files if f.startswith("noisesim/data/sst2/")]
-        assert {"noisesim/data/sst2/dev.tsv", "noisesim/data/sst2/train.tsv"} <= set(data)
+        data = [f for f in files if f.startswith(("noisesim/data/sst2/", "noisesim/data/rte/", "noisesim/data/cola/"))]
+        for task in ("sst2", "rte", "cola"):  # every bundled task: both splits and its README (provenance)
+            assert {f"noisesim/data/{task}/{name}" for name in ("dev.tsv", "train.tsv", "README.md")} <= set(data)
+            for name in ("dev.tsv", "train.tsv"):
+                assert zf.read(f"noisesim/data/{task}/{name}") == (REPO / f"noisesim/data/{task}/{name}").read_bytes()
         modules = [f for f in files if f.startswith("noisesim/") and f.endswith(".py")]
         assert len(modules) >= 30
         missing = [f for f in [*modules, *shipped, *data] if f not in infos]
@@ -86,7 +89,8 @@ def test_installed_wheel_finds_its_profiles(wheel, tmp_path):
                     str(path)], check=True, timeout=300, capture_output=True)
     code = ("import json, noisesim, noisesim.data as data, noisesim.devices as d; print(json.dumps({'init': noisesim"
             ".__file__, 'known': {n: str(p) for n, p in d.known_profiles().items()}, 'pcm': repr(d.load_profile("
-            "'pcm')), 'dev': data.bundled_path('sst2-dev').is_file()}))")
+            "'pcm')), 'dev': data.bundled_path('sst2-dev').is_file(), 'rows': {n: len(data.load_table(n)) for n in"
+            " ('rte-dev', 'cola-dev')}}))")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     ran = subprocess.run([python, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300,
                          env={**env, "HF_HUB_OFFLINE": "1", "NOISESIM_HOME": str(tmp_path / "home")})
@@ -98,3 +102,4 @@ def test_installed_wheel_finds_its_profiles(wheel, tmp_path):
                                     "pcm-ideal-periphery", "rram"]
     assert all(Path(p).parent == folder / "profiles" for p in got["known"].values())
     assert got["pcm"] == "Profile('pcm': programming, drift)" and got["dev"] is True
+    assert got["rows"] == {"rte-dev": 277, "cola-dev": 516}  # read from the installed package

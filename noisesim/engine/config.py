@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from noisesim.configs import LAYER_PRESETS, parse_layers
+from noisesim.configs import LAYER_PRESETS, check_column, check_metric, parse_labels, parse_layers
 from noisesim.errors import UserError
 from noisesim.hardware import DEVICE_CHOICES, is_device
 from noisesim.units import parse_decimal, parse_time
@@ -300,8 +300,18 @@ class SweepConfig(BaseModel):
                        " read-to-read draws)")
     seed: int = Field(0, ge=0, le=2**62, description="base seed of the chip/program/read streams (not the number of"
                       " programmings: that is --programs)")
-    data: list[str] = Field(default_factory=lambda: ["sst2-dev"], description="sst2-dev, sst2-train, or a"
-                            " TSV/CSV with sentence,label (repeatable: one axis value each)")
+    data: list[str] = Field(default_factory=lambda: ["sst2-dev"], description="a bundled split (sst2-dev, rte-dev,"
+                            " cola-dev, …-train), or a TSV/CSV, .jsonl or .parquet file or a datasets save_to_disk"
+                            " folder (repeatable: one axis value each)")
+    text_column: str | None = Field(None, description="the data's sentence column (a bundled task"
+                                    " brings its own)")
+    text_pair_column: str | None = Field(None, description="the second sentence of a pair, tokenised as a"
+                                         " pair (rte: sentence2)")
+    label_column: str | None = Field(None, description="the data's label column")
+    labels: list[str] | None = Field(None, description="label names, comma-separated, that string labels map to"
+                                     " (class i is the i-th)")
+    metric: str | None = Field(None, description="accuracy | f1 (binary, class 1 positive) | f1-macro | mcc;"
+                               " results name it and its chance level")
     twin: bool = Field(True, description="also sweep each StochGRASP checkpoint's deterministic twin")
     layers: str = Field("all", description="the analog layers of Hugging Face / PEFT folders given to --ckpt: all |"
                         " kvf2 | ff2 | roles like k,v,ff2 (noisesim checkpoints carry their own)")
@@ -374,6 +384,21 @@ class SweepConfig(BaseModel):
     def _layers(cls, value: str) -> str:
         return normalize_layers(value)
 
+    @field_validator("text_column", "text_pair_column", "label_column")
+    @classmethod
+    def _column(cls, value: str | None, info) -> str | None:
+        return check_column(value, flag(info.field_name))
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> list[str] | None:
+        return parse_labels(value)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, value: str | None) -> str | None:
+        return None if value is None else check_metric(value)
+
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
@@ -436,6 +461,8 @@ def describe(exc: ValidationError) -> str:
     if not loc:
         return msg
     name = flag(loc[0]) + "".join(f"[{p}]" for p in loc[1:])
+    if isinstance(err.get("ctx", {}).get("error"), UserError) and msg.startswith(name + " "):
+        return msg  # our own message, already naming the option
     for words, sign in (("greater than or equal to", ">="), ("less than or equal to", "<="), ("greater than", ">"),
                         ("less than", "<"), ("Input should be", "must be")):
         msg = msg.replace(words, sign)

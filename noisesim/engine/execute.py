@@ -21,14 +21,14 @@ import torch
 
 from noisesim import __version__, checkpoints
 from noisesim.configs import MethodConfig, TrainConfig, effective_settings
-from noisesim.data import EvalBatches, encode, load_table
+from noisesim.data import Columns, EvalBatches, encode, load_table
 from noisesim.devices import Profile, format_time
 from noisesim.engine.analog import analog_layers, is_default, resolve
 from noisesim.engine.config import DEFAULT_ANALOG
 from noisesim.engine.grid import Cell, backbone_fingerprint, data_fingerprint, folder_hash, read_cell_checkpoint
 from noisesim.engine.program import ProgrammedWeights
 from noisesim.errors import UserError
-from noisesim.evaluate import accuracy
+from noisesim.evaluate import accuracy, measure
 from noisesim.external import ExternalCheckpoint, build_external, load_external, release
 from noisesim.hardware import autocast, device_label
 from noisesim.models import load_backbone, max_positions
@@ -52,14 +52,14 @@ def git_commit() -> str | None:
 
 
 def _backbone(ckpt: checkpoints.Checkpoint, data: str, max_length: int, batch_size: int,
-              expect: dict | None = None, device: str = "cpu"):
+              expect: dict | None = None, device: str = "cpu", columns: Columns | None = None):
     """The checkpoint's backbone (loaded once per process) and ``data`` tokenised for it (once per data set) and
     put on ``device`` (once per device), both cached by content, not by name: a changed data file or backbone
     folder is loaded anew. With ``expect`` (a cell's provenance), the contents must be the ones the cell's key was
-    made from."""
+    made from. ``columns``: where the data's sentence(s) and label are (default: the data set's own)."""
     name = ckpt.meta["backbone"]
     model_id = backbone_fingerprint(name)
-    table = load_table(data)
+    table = load_table(data, columns)
     data_id = data_fingerprint(table)
     if expect is not None and (expect["backbone_sha256"], expect["data_sha256"]) != (model_id, data_id):
         what = "backbone " + name if expect["backbone_sha256"] != model_id else "data set " + data
@@ -102,14 +102,15 @@ def check_lengths(encoded, backbone, ckpt, data: str, max_length: int) -> None:
 
 
 def preflight(loaded: list[checkpoints.Checkpoint], sources: list[str], max_length: int, batch_size: int,
-              analog: tuple[list[str], bool] = ([DEFAULT_ANALOG], False)) -> None:
+              analog: tuple[list[str], bool] = ([DEFAULT_ANALOG], False),
+              columns: dict[str, Columns | None] | None = None) -> None:
     """Load each backbone, tokenise each data set and build each checkpoint once before any cell runs, so a
     broken backbone or checkpoint, or an --analog selection that selects nothing of it, is refused before the sweep
     starts (kept for in-process cells)."""
     selections, head = analog
     for ckpt in loaded:
         for source in sources:
-            backbone, _ = _backbone(ckpt, source, max_length, batch_size)
+            backbone, _ = _backbone(ckpt, source, max_length, batch_size, columns=(columns or {}).get(source))
         model = build(ckpt, backbone)
         try:
             for selection in selections:
@@ -138,7 +139,7 @@ def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: in
             raise UserError(f"checkpoint {ckpt_path} changed on disk while this sweep ran; rerun it (finished"
                             " cells are kept)")
         backbone, batches = _backbone(ckpt, data, max_length, batch_size, expect=group[0].provenance,
-                                      device=device)
+                                      device=device, columns=group[0].columns)
         n = sum(len(labels) for labels in batches.labels)
         model = build(ckpt, backbone)
         model.model.to(device)  # the adapters just built, and the backbone once per process
@@ -155,8 +156,8 @@ def evaluate_cells(cells: list[Cell], max_length: int, batch_size: int, seed: in
                         weights.realize(profiles[sha], t=cell.t, chip=cell.chip, program=cell.program,
                                         read=cell.read, seed=seed)
                         with autocast(device, dtype):
-                            acc = accuracy(model.model, batches)
-                        yield row_of(cell, ckpt, acc, n, seed, time.perf_counter() - start, device, dtype)
+                            acc, score = measure(model.model, batches, cell.metric, accuracy)
+                        yield row_of(cell, ckpt, acc, n, seed, time.perf_counter() - start, device, dtype, score)
         finally:
             release(model)
 
@@ -198,7 +199,9 @@ def recipe_id_of(cell: Cell, ckpt: checkpoints.Checkpoint) -> str:
 
 
 def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, seed: int, seconds: float,
-           device: str = "cpu", dtype: str = "float32") -> dict:
+           device: str = "cpu", dtype: str = "float32", score: float | None = None) -> dict:
+    """One cell's result row: ``accuracy`` is the accuracy; ``metric`` names the cell's metric and ``score`` is its
+    value (the accuracy again for accuracy)."""
     recipe, train_seed = recipe_of(cell, ckpt)
     return {"key": cell.key, "checkpoint": cell.checkpoint, "method": ckpt.method.method, "recipe": recipe,
             "recipe_id": recipe_id_of(cell, ckpt), "train_seed": train_seed, "layers": cell.layers,
@@ -206,7 +209,8 @@ def row_of(cell: Cell, ckpt: checkpoints.Checkpoint, acc: float, n: int, seed: i
             "profile": cell.profile_name, "sigma": cell.values.get("gaussian.sigma", float("nan")),
             **{k: v for k, v in cell.values.items() if k != "gaussian.sigma"},
             "time": format_time(cell.t), "time_s": cell.t, "chip": cell.chip, "program": cell.program,
-            "read": cell.read, "seed": seed, "clean": cell.clean, "accuracy": acc, "n": n, "data": cell.data,
+            "read": cell.read, "seed": seed, "clean": cell.clean, "accuracy": acc, "metric": cell.metric,
+            "score": acc if score is None else score, "n": n, "data": cell.data,
             "backbone": ckpt.meta["backbone"], "checkpoint_path": str(Path(cell.ckpt_path).resolve()),
             "seconds": round(seconds, 3), **cell.provenance,
             "noisesim_version": __version__, "git_commit": git_commit(), "torch": torch.__version__,

@@ -18,7 +18,7 @@ from typing import Any
 
 from noisesim import checkpoints, external
 from noisesim.configs import LAYER_PRESETS, canonical_roles, parse_layers
-from noisesim.data import BATCHING
+from noisesim.data import BATCHING, Columns, columns_for, metric_for
 from noisesim.devices import Profile, builtin_profile, load_profile, user_profiles
 from noisesim.engine.config import DEFAULT_ANALOG, SweepConfig
 from noisesim.errors import UserError
@@ -42,12 +42,26 @@ def non_default_analog(config: SweepConfig) -> bool:
     return config.analog != [DEFAULT_ANALOG] or config.analog_head
 
 
+def sweep_columns(config: SweepConfig, source: str) -> Columns:
+    """The columns of data set ``source`` under the sweep's --text-column / --text-pair-column / --label-column /
+    --labels (each not given: the bundled task's, else sentence / none / label)."""
+    return columns_for(source, config.text_column, config.text_pair_column, config.label_column, config.labels)
+
+
+def sweep_metric(config: SweepConfig, source: str) -> str:
+    """The metric data set ``source`` is scored with: --metric, else the bundled task's, else accuracy."""
+    return metric_for(source, config.metric)
+
+
 def axes_of(config: SweepConfig) -> list[str]:
-    """The axis columns of a sweep's rows, in table order (``analog`` only when a selection is not the default, so
-    default sweeps keep their axes)."""
+    """The axis columns of a sweep's rows, in table order (``analog`` only when a selection is not the default, and
+    ``metric`` only when some data set is scored by another metric than accuracy, so default sweeps keep their
+    axes)."""
     analog = ["analog"] if non_default_analog(config) else []
-    return ["data", "checkpoint", *analog, "profile", "sigma", *[p for p in config.set if p != "gaussian.sigma"],
-            "time"]
+    other = any(sweep_metric(config, s) != "accuracy" for s in config.data)
+    metric = ["metric"] if other else []
+    return ["data", *metric, "checkpoint", *analog, "profile", "sigma",
+            *[p for p in config.set if p != "gaussian.sigma"], "time"]
 
 
 @dataclass
@@ -364,6 +378,8 @@ class Cell:
     layers: str | None = None  # an external checkpoint's analog roles (q,k,...); None: a noisesim checkpoint's own
     analog: str = DEFAULT_ANALOG  # the --analog selection (config.normalize_analog's spelling)
     analog_head: bool = False  # --analog-head: the classifier head's linear layers are analog too
+    columns: Columns | None = None  # where the data's sentence(s) and label are; None: sentence and label
+    metric: str = "accuracy"  # the row's score: accuracy, f1, f1-macro or mcc
 
     @property
     def analog_label(self) -> str:
@@ -418,7 +434,9 @@ def build_cells(loaded: list[AnyCheckpoint], settings: list[Setting], config: Sw
     by a hash of what determines its number; noise-free settings get a single cell. ``data`` maps each data
     set to its content fingerprint; ``labels`` each checkpoint's label (default: ``checkpoint_labels``).
     ``device_type`` (cuda, …) and ``config.dtype`` join the key when they are not cpu and float32: a GPU draws
-    other numbers, so its cells are other cells, and the keys of CPU float32 cells stay as they always were."""
+    other numbers, so its cells are other cells, and the keys of CPU float32 cells stay as they always were. So do
+    the data's columns and label names (``Columns.key``) and the metric, when they are not sentence / label /
+    integer labels and accuracy."""
     total = count_cells(len(data), len(loaded), settings, config)
     if total > MAX_CELLS:
         raise UserError(f"this sweep has {total:,} cells (more than {MAX_CELLS:,}; about 3.5 s each for MiniLM on"
@@ -430,6 +448,7 @@ def build_cells(loaded: list[AnyCheckpoint], settings: list[Setting], config: Sw
     evaluation = {"max_length": config.max_length, "batch_size": config.batch_size, "batching": BATCHING}
     identities: set = set()
     for source, data_hash in data.items():
+        columns, metric = sweep_columns(config, source), sweep_metric(config, source)
         for ckpt in loaded:
             label, files, backbone = ckpt_ids[ckpt.path]
             layers = canonical_roles(ckpt.layers) if isinstance(ckpt, external.ExternalCheckpoint) else None
@@ -444,8 +463,12 @@ def build_cells(loaded: list[AnyCheckpoint], settings: list[Setting], config: Sw
                         what.append({"analog": analog, "analog_head": config.analog_head})
                     if device_type != "cpu" or config.dtype != "float32":
                         what.append({"device": device_type, "dtype": config.dtype})
+                    if columns.key() is not None:  # other columns or label names: other data, whatever its content
+                        what.append({"columns": columns.key()})
+                    if metric != "accuracy":  # another number in the row's score
+                        what.append({"metric": metric})
                     key = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:24]
-                    identity = (source, label, analog, profile.name,
+                    identity = (source, metric, label, analog, profile.name,
                                 json.dumps(setting.values, sort_keys=True, default=str), t, chip, program, read)
                     if identity in identities:  # cannot happen after the de-duplication above; never count twice
                         raise UserError(f"internal: two cells share {identity}; please report this sweep")
@@ -454,15 +477,21 @@ def build_cells(loaded: list[AnyCheckpoint], settings: list[Setting], config: Sw
                                       setting.values, t, chip, program, read, key,
                                       {"checkpoint_sha256": files, "profile_sha256": setting.spec_hash,
                                        "backbone_sha256": backbone, "data_sha256": data_hash},
-                                      source, profile.noiseless, layers, analog, config.analog_head))
+                                      source, profile.noiseless, layers, analog, config.analog_head,
+                                      columns if columns.key() is not None else None, metric))
     if len({c.key for c in cells}) != len(cells):
         raise UserError("internal: two cells share a key; please report this sweep")
     return cells
 
 
 def data_fingerprint(table) -> str:
-    """Content hash of a labelled table (sentences and labels), so a changed file is a new sweep."""
+    """Content hash of a labelled table (sentences, the pairs' second sentences, labels), so a changed file is a new
+    sweep (a table of single sentences hashes as it always did)."""
     digest = hashlib.sha256()
-    for sentence, label in zip(table["sentence"], table["label"], strict=True):
-        digest.update(f"{sentence}\x1f{label}\n".encode())
+    if "text_pair" in table.column_names:
+        for sentence, pair, label in zip(table["sentence"], table["text_pair"], table["label"], strict=True):
+            digest.update(f"{sentence}\x1e{pair}\x1f{label}\n".encode())
+    else:
+        for sentence, label in zip(table["sentence"], table["label"], strict=True):
+            digest.update(f"{sentence}\x1f{label}\n".encode())
     return digest.hexdigest()[:16]

@@ -19,8 +19,10 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock, Timeout
 
+from noisesim.configs import METRIC_NAMES
 from noisesim.data import load_table
 from noisesim.errors import UserError
+from noisesim.metrics import chance_level
 from noisesim.stats import axis_columns
 from noisesim.textio import atomic_write, check_writable
 
@@ -74,7 +76,8 @@ def _written_by_noisesim(path: Path) -> bool:
 
 
 def row_problem(row: dict) -> str | None:
-    """What is wrong with a stored row (None if nothing): a key, a checkpoint, an accuracy in [0, 1]."""
+    """What is wrong with a stored row (None if nothing): a key, a checkpoint, an accuracy in [0, 1], a score (where
+    there is one) in [-1, 1]."""
     acc = row.get("accuracy")
     if not isinstance(row.get("key"), str) or not row["key"]:
         return f"has key {row.get('key')!r}, not a cell key"
@@ -82,6 +85,10 @@ def row_problem(row: dict) -> str | None:
         return f"has checkpoint {row.get('checkpoint')!r}, not a name"
     if isinstance(acc, bool) or not isinstance(acc, numbers.Real) or not 0 <= acc <= 1:  # NaN fails the range
         return f"has accuracy {acc!r}, not a number in [0, 1]"
+    score = row.get("score", 0.0)  # the metric's value (MCC lies in [-1, 1]); absent in tables before metrics
+    if score is not None and (isinstance(score, bool) or not isinstance(score, numbers.Real)
+                              or not -1 <= score <= 1):
+        return f"has score {score!r}, not a number in [-1, 1]"
     return None
 
 
@@ -229,6 +236,7 @@ class SweepResult:
     chance: float
     meta: dict = field(default_factory=dict)
     paths: dict[str, Path] = field(default_factory=dict)  # the files a sweep with ``out`` wrote
+    metric: str = "accuracy"  # what ``chance`` and the rows' ``score`` measure (of the first data set)
 
     @property
     def axes(self) -> list[str]:
@@ -272,14 +280,20 @@ def load_results(folder: str | Path) -> SweepResult:
     axes = meta.get("axes") or frame.attrs.get("axes")
     if isinstance(axes, list) and all(isinstance(a, str) for a in axes):
         frame.attrs = {"axes": [a for a in axes if a in frame.columns]}
+    if "score" not in frame:  # a table written before metrics: every value is an accuracy
+        frame["metric"], frame["score"] = "accuracy", frame["accuracy"]
+    else:
+        frame["metric"] = frame["metric"].fillna("accuracy")
+        frame["score"] = pd.to_numeric(frame["score"], errors="coerce").fillna(frame["accuracy"])
+    metric = meta.get("metric") if meta.get("metric") in METRIC_NAMES else str(frame["metric"].iloc[0])
     chance = meta.get("chance")
     if chance is None and "data" in frame:
         labels = pd.Series(list(load_table(frame["data"].iloc[0])["label"]))
-        chance = float(labels.value_counts(normalize=True).max())
+        chance = chance_level(metric, labels.to_numpy())
     paths = {"results": folder / TABLE if (folder / TABLE).is_file() else folder / "results.csv"}
     if (folder / "sweep.json").is_file():
         paths["meta"] = folder / "sweep.json"
-    return SweepResult(frame, chance, meta, paths)
+    return SweepResult(frame, chance, meta, paths, metric)
 
 
 def write_results(result: SweepResult, out: Path, csv: bool = False) -> dict[str, Path]:

@@ -32,11 +32,14 @@ from noisesim.engine.grid import (
     data_fingerprint,
     expand_checkpoints,
     stored_labels,
+    sweep_columns,
+    sweep_metric,
 )
 from noisesim.engine.results import ResultsFolder, SweepResult, check_results_folder
 from noisesim.errors import UserError
 from noisesim.external import ExternalCheckpoint
 from noisesim.hardware import device_label, resolve_device
+from noisesim.metrics import chance_level
 
 LEGACY = {"sigmas": "sigma", "profiles": "profile", "times": "time", "sets": "set"}  # API names of 0.1
 
@@ -78,12 +81,14 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
         check_results_folder(out)
     settings = build_settings(config, notices)
     loaded = expand_checkpoints(config.ckpt, config.twin, notices, config.layers)
-    fingerprints, chances, where = {}, {}, {}
+    fingerprints, chances, where, metrics, columns = {}, {}, {}, {}, {}
     for source in config.data:
-        table = load_table(source)
+        columns[source], metrics[source] = sweep_columns(config, source), sweep_metric(config, source)
+        table = load_table(source, columns[source])
         place = str(Path(source).resolve()) if Path(source).is_file() else source
         fingerprint = data_fingerprint(table)
-        same = where.get(place) or next((s for s, f in fingerprints.items() if f == fingerprint), None)
+        same = where.get(place) or next((s for s, f in fingerprints.items() if f == fingerprint
+                                         and metrics[s] == metrics[source] and columns[s] == columns[source]), None)
         if same is not None:
             notices.append(f"--data {source!r} holds the same sentences and labels as {same!r}; evaluated once")
             continue
@@ -93,8 +98,11 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
             if labels.max() >= ckpt.meta.get("num_labels", 2):
                 raise UserError(f"{source} has label {labels.max()} but checkpoint {ckpt.name!r} knows"
                                 f" {ckpt.meta.get('num_labels', 2)} classes (labels must be 0 .. num_labels-1)")
+            if metrics[source] == "f1" and ckpt.meta.get("num_labels", 2) > 2:
+                raise UserError(f"metric f1 is binary F1, but checkpoint {ckpt.name!r} has"
+                                f" {ckpt.meta.get('num_labels')} classes: give --metric f1-macro")
         fingerprints[source] = fingerprint
-        chances[source] = float(labels.value_counts(normalize=True).max())
+        chances[source] = chance_level(metrics[source], labels.to_numpy())
     store = ResultsFolder(out) if out is not None else None
     done = store.rows() if store is not None else {}  # also rejects a foreign or broken results table
     labels = checkpoint_labels(loaded)
@@ -109,7 +117,7 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
     if todo:
         needed = {c.ckpt_path for c in todo}
         preflight([c for c in loaded if str(c.path) in needed], list(dict.fromkeys(c.data for c in todo)),
-                  config.max_length, config.batch_size, (config.analog, config.analog_head))
+                  config.max_length, config.batch_size, (config.analog, config.analog_head), columns)
     bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="sweep", unit="cell", disable=not progress,
                dynamic_ncols=True)
 
@@ -138,6 +146,8 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
     frame = pd.DataFrame([{**rows[c.key], **axis_values(c)} for c in cells])
     if "clean" not in frame:  # rows stored by noisesim 0.1
         frame["clean"] = [c.clean for c in cells]
+    frame["score"] = frame["score"].fillna(frame["accuracy"]) if "score" in frame else frame["accuracy"]
+    # (rows stored before metrics: their accuracy; a cell of another metric has another key)
     frame = frame[[c for c in frame.columns if c in ROW_COLUMNS or c in axes]]
     frame.attrs = {"axes": axes}
     sources = list(fingerprints)
@@ -147,7 +157,10 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
     meta = {"noisesim_version": __version__, "git_commit": git_commit(), "torch": torch.__version__,
             "python": platform.python_version(), "config": config.model_dump(mode="json"), "notices": notices,
             "axes": axes, "data": sources[0] if len(sources) == 1 else sources,
-            "data_sha256": fingerprints, "chance_by_data": chances, "chance": chance, "seed": config.seed,
+            "data_sha256": fingerprints, "chance_by_data": chances, "chance": chance,
+            "metric": metrics[sources[0]], "metric_by_data": {s: metrics[s] for s in sources},
+            "columns_by_data": {s: columns[s].key() for s in sources if columns[s].key() is not None},
+            "seed": config.seed,
             "chips": config.chips, "programs_per_chip": config.programs, "reads": config.reads,
             "times_s": config.time, "analog": config.analog, "analog_head": config.analog_head,
             "cells": len(cells), "cells_reused": len(cells) - len(todo),
@@ -157,12 +170,13 @@ def run(ckpts: list[str] | str | None = None, sigmas=None, *, config: SweepConfi
                           "sha256": s.spec_hash, "clean": s.profile.noiseless} for s in settings],
             "checkpoints": {label_of[str(c.path)]: {"path": str(c.path), "method": c.method.method,
                                                     "sha256": sha_of[str(c.path)]} for c in loaded}}
-    return SweepResult(frame, chance, meta)
+    return SweepResult(frame, chance, meta, metric=metrics[sources[0]])
 
 
 def axis_values(cell) -> dict:
     """The axis columns of one cell's row."""
-    return {"data": cell.data, "checkpoint": cell.checkpoint, "layers": cell.layers, "analog": cell.analog_label,
+    return {"data": cell.data, "metric": cell.metric, "checkpoint": cell.checkpoint, "layers": cell.layers,
+            "analog": cell.analog_label,
             "profile": cell.profile_name,
             "sigma": cell.values.get("gaussian.sigma", math.nan),
             **{k: v for k, v in cell.values.items() if k != "gaussian.sigma"}, "time": format_time(cell.t)}
@@ -170,6 +184,7 @@ def axis_values(cell) -> dict:
 
 ROW_COLUMNS = ["key", "checkpoint", "method", "recipe", "recipe_id", "train_seed", "layers", "analog", "profile",
                "sigma",
-               "time", "time_s", "chip", "program", "read", "seed", "clean", "accuracy", "n", "data", "backbone",
+               "time", "time_s", "chip", "program", "read", "seed", "clean", "accuracy", "metric", "score", "n", "data",
+               "backbone",
                "checkpoint_path", "seconds", "checkpoint_sha256", "profile_sha256", "backbone_sha256", "data_sha256",
                "noisesim_version", "git_commit", "torch", "device", "dtype"]

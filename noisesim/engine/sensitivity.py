@@ -100,7 +100,10 @@ def plan(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, **optio
 
         text += f" at {format_time(base.time[0])}"
     checkpoint = read_checkpoint(base.ckpt[0], base.layers)
-    backbone, _ = _backbone(checkpoint, base.data[0], base.max_length, base.batch_size)
+    from noisesim.engine.grid import sweep_columns
+
+    backbone, _ = _backbone(checkpoint, base.data[0], base.max_length, base.batch_size,
+                            columns=sweep_columns(base, base.data[0]))
     model = build(checkpoint, backbone)
     try:
         rows = units(model.model, model.family, by)
@@ -147,14 +150,20 @@ def sensitivity(ckpt, profile=None, sigma=None, *, by: str = "layer", out=None, 
 
 
 def drop_table(frame: pd.DataFrame, units: list[dict]) -> pd.DataFrame:
-    """One row per unit: its clean and mean noisy accuracy, the drop and its spread over the realizations."""
+    """One row per unit: its clean and mean noisy score (accuracy, or the data's metric: ``table.attrs['metric']``),
+    the drop and its spread over the realizations."""
     from scipy.stats import t as student_t
 
+    from noisesim.metrics import lower_bound
+    from noisesim.stats import metric_of, value_column
+
+    value, metric = value_column(frame), metric_of(frame)
+    floor = lower_bound(metric) if metric != "mixed" else -1.0
     rows = []
     for unit in units:
         part = frame[frame["analog"].str.removesuffix("+head") == unit["unit"]]
-        clean = part[part["clean"].astype(bool)]["accuracy"]
-        noisy = part[~part["clean"].astype(bool)]["accuracy"]
+        clean = part[part["clean"].astype(bool)][value]
+        noisy = part[~part["clean"].astype(bool)][value]
         if len(clean) != 1 or not len(noisy):
             raise UserError(f"internal: unit {unit['unit']} has {len(clean)} clean and {len(noisy)} noisy rows")
         n, mean, ref = len(noisy), float(noisy.mean()), float(clean.iloc[0])
@@ -162,17 +171,22 @@ def drop_table(frame: pd.DataFrame, units: list[dict]) -> pd.DataFrame:
         half = float(student_t.ppf(0.975, n - 1)) * sd / math.sqrt(n) if n > 1 else math.nan
         drop = ref - mean
         rows.append({**unit, "clean": ref, "mean": mean, "drop": drop, "std": sd, "count": n,
-                     # an accuracy lies in [0, 1], so a drop lies in [clean − 1, clean]: so does its interval
-                     "drop_ci95_low": max(drop - half, ref - 1), "drop_ci95_high": min(drop + half, ref)})
-    return pd.DataFrame(rows)
+                     # an accuracy lies in [0, 1] (MCC in [-1, 1]), so a drop lies in [clean − 1, clean − floor]:
+                     # so does its interval
+                     "drop_ci95_low": max(drop - half, ref - 1), "drop_ci95_high": min(drop + half, ref - floor)})
+    table = pd.DataFrame(rows)
+    table.attrs = {"metric": metric}
+    return table
 
 
 def text_table(table: pd.DataFrame) -> str:
-    """The table as printed: accuracies and drops in percent (points)."""
+    """The table as printed: accuracies (or the metric's values, × 100) and drops in points."""
+    metric = table.attrs.get("metric", "accuracy")
+    suffix = " %" if metric == "accuracy" else f" {metric} ×100"
     shown = pd.DataFrame({
         "unit": table["unit"], "layers": table["layers"],
-        "clean %": [f"{100 * v:.2f}" for v in table["clean"]],
-        "noisy %": [f"{100 * v:.2f}" for v in table["mean"]],
+        f"clean{suffix}": [f"{100 * v:.2f}" for v in table["clean"]],
+        f"noisy{suffix}": [f"{100 * v:.2f}" for v in table["mean"]],
         "drop (points)": [f"{100 * d:.2f}" if pd.isna(s) else f"{100 * d:.2f} ± {100 * s:.2f}"
                           for d, s in zip(table["drop"], table["std"], strict=True)],
         "95 % interval": ["" if pd.isna(lo) else f"[{100 * lo:.2f}, {100 * hi:.2f}]"
