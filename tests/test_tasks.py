@@ -321,6 +321,8 @@ def test_results_without_a_score_still_load(tiny_ckpts, tiny_tsv, tmp_path):
     ([], ["lacks column(s) sentence, label"]),
     (["--metric", "acc"], ["unknown metric 'acc'", "did you mean 'accuracy'"]),
     (["--labels", "a,a"], ["names 'a' twice"]),
+    (["--text-pair-column", "premise"], ["--text-pair-column and --text-column both name the column 'premise'"]),
+    (["--label-column", "hypothesis"], ["--label-column and --text-pair-column both name the column 'hypothesis'"]),
 ])
 def test_bad_columns_labels_and_metrics_are_one_line_errors(tiny_ckpts, pair_files, tmp_path, args, fragments):
     out = tmp_path / "o"

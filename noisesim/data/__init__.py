@@ -77,8 +77,15 @@ def columns_for(source: str | Path, text: str | None = None, pair: str | None = 
                 labels: list[str] | tuple[str, ...] | None = None) -> Columns:
     """The columns of ``source``: each one given, else the bundled task's own, else sentence / none / label."""
     task = task_of(source) or Task("")
-    return Columns(text or task.text, pair if pair is not None else task.pair, label or task.label,
-                   tuple(labels) if labels is not None else task.labels)
+    columns = Columns(text or task.text, pair if pair is not None else task.pair, label or task.label,
+                      tuple(labels) if labels is not None else task.labels)
+    named = [(flag, name) for flag, name in (("--text-column", columns.text), ("--text-pair-column", columns.pair),
+                                             ("--label-column", columns.label)) if name is not None]
+    for i, (flag, name) in enumerate(named):
+        if clash := next((other for other, n in named[:i] if n == name), None):
+            raise UserError(f"{flag} and {clash} both name the column {name!r} of {source}: give each role its own"
+                            " column")
+    return columns
 
 
 def metric_for(source: str | Path, metric: str | None = None) -> str:
